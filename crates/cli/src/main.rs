@@ -1,0 +1,46 @@
+//! `microfunnel`: the command line over `microfunnel-core` — attribution on
+//! exported journeys, lead scoring of event files, rule-file checks.
+//!
+//! What it must never do: hold domain logic of its own. It reads files, calls
+//! the core and prints; a credit or a score computed here would drift from the
+//! browser's and the Worker's.
+
+mod attribute;
+mod rules;
+mod score;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "microfunnel", version, about = "Consent-aware lead scoring and attribution")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attribute conversions on exported journeys (ChannelAttribution CSV or NDJSON).
+    Attribute(attribute::Args),
+    /// Score a visitor from a Segment-spec NDJSON event file.
+    Score(score::Args),
+    /// Rule-file tools.
+    Rules(rules::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Attribute(args) => attribute::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Rules(args) => rules::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

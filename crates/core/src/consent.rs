@@ -1,0 +1,396 @@
+//! Consent: four purposes, one state resolved from every signal the browser
+//! can read, and minimisation of events to what that state allows.
+//!
+//! # Precedence (per purpose, first rule that decides wins)
+//! 1. **GPC** (`navigator.globalPrivacyControl`) denies *marketing*, whatever
+//!    any other source says — it is a legal objection to sale/sharing.
+//! 2. **Explicit choice** through our API (the site's own banner or ours).
+//!    A purpose the choice leaves out is decided by the rules below.
+//! 3. **DNT**, when the site opted to honour it, denies every purpose the
+//!    visitor has not explicitly granted.
+//! 4. **TCF v2.2** (a CMP present and `gdprApplies`): analytics needs purposes
+//!    1, 8 and 9; personalization 1, 5 and 6; marketing 1, 2, 3, 4 and 7.
+//!    Only consents count, not legitimate interest.
+//! 5. **Consent Mode v2** (last value per key wins, `update` over `default`):
+//!    analytics = `analytics_storage`; personalization =
+//!    `personalization_storage`; marketing = `ad_storage`, `ad_user_data` and
+//!    `ad_personalization` all granted (it decides marketing as soon as one of
+//!    the three is present).
+//! 6. Otherwise **denied**: consent is opt-in.
+//!
+//! `necessary` is always allowed and never identifies anyone.
+
+use crate::channel::Channel;
+use crate::channel::is_bought_medium;
+use crate::event::{Campaign, ClickIds, Event, EventType};
+use crate::url::{SanitiseRules, sanitise};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The version of these rules, stamped on every event.
+pub const POLICY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Necessary,
+    Analytics,
+    Personalization,
+    Marketing,
+}
+
+/// A resolved consent state. Built only by [`resolve`] or from a validated
+/// [`ConsentStamp`], never straight from untrusted input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consent {
+    analytics: bool,
+    personalization: bool,
+    marketing: bool,
+    policy: u32,
+}
+
+impl Consent {
+    /// Nothing but what is necessary: the state before any signal.
+    pub const DENIED: Consent =
+        Consent { analytics: false, personalization: false, marketing: false, policy: POLICY_VERSION };
+
+    pub fn allows(&self, purpose: Purpose) -> bool {
+        match purpose {
+            Purpose::Necessary => true,
+            Purpose::Analytics => self.analytics,
+            Purpose::Personalization => self.personalization,
+            Purpose::Marketing => self.marketing,
+        }
+    }
+
+    pub fn policy(&self) -> u32 {
+        self.policy
+    }
+
+    pub fn stamp(&self) -> ConsentStamp {
+        ConsentStamp {
+            analytics: self.analytics,
+            personalization: self.personalization,
+            marketing: self.marketing,
+            policy: self.policy,
+        }
+    }
+
+    pub fn from_stamp(stamp: &ConsentStamp) -> Consent {
+        Consent {
+            analytics: stamp.analytics,
+            personalization: stamp.personalization,
+            marketing: stamp.marketing,
+            policy: stamp.policy,
+        }
+    }
+}
+
+/// The consent an event was captured under, as carried on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsentStamp {
+    pub analytics: bool,
+    pub personalization: bool,
+    pub marketing: bool,
+    pub policy: u32,
+}
+
+impl ConsentStamp {
+    /// Strict parse of an untrusted stamp: exactly these four fields.
+    pub fn parse(v: &Value) -> Result<ConsentStamp, String> {
+        let Some(m) = v.as_object() else {
+            return Err("must be an object".into());
+        };
+        if let Some(k) =
+            m.keys().find(|k| !["analytics", "personalization", "marketing", "policy"].contains(&k.as_str()))
+        {
+            return Err(format!("unknown field `{k}`"));
+        }
+        let flag = |k: &str| match m.get(k) {
+            Some(Value::Bool(b)) => Ok(*b),
+            None => Err(format!("`{k}` is required")),
+            Some(_) => Err(format!("`{k}` must be a boolean")),
+        };
+        let policy = match m.get("policy").and_then(Value::as_u64) {
+            Some(p) if (1..=u64::from(POLICY_VERSION)).contains(&p) => p as u32,
+            Some(_) => return Err(format!("`policy` must be a known policy version (1 to {POLICY_VERSION})")),
+            None => return Err("`policy` is required and must be an integer".into()),
+        };
+        Ok(ConsentStamp {
+            analytics: flag("analytics")?,
+            personalization: flag("personalization")?,
+            marketing: flag("marketing")?,
+            policy,
+        })
+    }
+}
+
+/// An explicit choice through our API. `None` leaves the purpose to the other
+/// sources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplicitChoice {
+    #[serde(default)]
+    pub analytics: Option<bool>,
+    #[serde(default)]
+    pub personalization: Option<bool>,
+    #[serde(default)]
+    pub marketing: Option<bool>,
+}
+
+impl ExplicitChoice {
+    pub const DENY_ALL: ExplicitChoice =
+        ExplicitChoice { analytics: Some(false), personalization: Some(false), marketing: Some(false) };
+    pub const GRANT_ALL: ExplicitChoice =
+        ExplicitChoice { analytics: Some(true), personalization: Some(true), marketing: Some(true) };
+
+    /// `'deny-all'`, `'grant-all'` or `{analytics: bool, …}`.
+    pub fn from_json(v: &Value) -> Result<ExplicitChoice, String> {
+        match v {
+            Value::String(s) if s == "deny-all" => Ok(Self::DENY_ALL),
+            Value::String(s) if s == "grant-all" => Ok(Self::GRANT_ALL),
+            Value::String(s) => Err(format!("unknown shorthand `{s}` (use deny-all or grant-all)")),
+            Value::Object(_) => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
+            _ => Err("must be 'deny-all', 'grant-all' or an object of booleans".into()),
+        }
+    }
+
+    /// A later call on top of this one: purposes it names replace ours.
+    pub fn then(self, newer: ExplicitChoice) -> ExplicitChoice {
+        ExplicitChoice {
+            analytics: newer.analytics.or(self.analytics),
+            personalization: newer.personalization.or(self.personalization),
+            marketing: newer.marketing.or(self.marketing),
+        }
+    }
+}
+
+/// Consent Mode v2 state, as folded from `gtag('consent', …)` calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentMode {
+    #[serde(default)]
+    pub analytics_storage: Option<GcmValue>,
+    #[serde(default)]
+    pub ad_storage: Option<GcmValue>,
+    #[serde(default)]
+    pub ad_user_data: Option<GcmValue>,
+    #[serde(default)]
+    pub ad_personalization: Option<GcmValue>,
+    #[serde(default)]
+    pub personalization_storage: Option<GcmValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GcmValue {
+    Granted,
+    Denied,
+}
+
+/// What a CMP reported through `__tcfapi`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcfSignal {
+    #[serde(rename = "gdprApplies")]
+    pub gdpr_applies: bool,
+    /// `purpose.consents` of the TCData: purpose number → consent.
+    #[serde(rename = "purposeConsents", default)]
+    pub purpose_consents: BTreeMap<String, bool>,
+}
+
+/// Every consent signal the browser read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentSignals {
+    pub explicit: Option<ExplicitChoice>,
+    pub consent_mode: Option<ConsentMode>,
+    pub tcf: Option<TcfSignal>,
+    pub gpc: bool,
+    pub dnt: bool,
+    /// The site's choice to honour Do Not Track.
+    pub respect_dnt: bool,
+}
+
+/// Resolves every signal into one state (see the module docs for precedence).
+pub fn resolve(s: &ConsentSignals) -> Consent {
+    let explicit = s.explicit.unwrap_or_default();
+    let dnt = s.dnt && s.respect_dnt;
+    let tcf = s.tcf.as_ref().filter(|t| t.gdpr_applies);
+    let tcf_all = |ps: &[u32]| tcf.map(|t| ps.iter().all(|p| t.purpose_consents.get(&p.to_string()) == Some(&true)));
+    let gcm = s.consent_mode.unwrap_or_default();
+    let granted = |v: Option<GcmValue>| v.map(|v| v == GcmValue::Granted);
+    let gcm_marketing = if gcm.ad_storage.is_some() || gcm.ad_user_data.is_some() || gcm.ad_personalization.is_some() {
+        Some(
+            granted(gcm.ad_storage) == Some(true)
+                && granted(gcm.ad_user_data) == Some(true)
+                && granted(gcm.ad_personalization) == Some(true),
+        )
+    } else {
+        None
+    };
+    let decide = |explicit: Option<bool>, tcf: Option<bool>, gcm: Option<bool>| -> bool {
+        match explicit {
+            Some(b) => b,
+            None if dnt => false,
+            None => tcf.or(gcm).unwrap_or(false),
+        }
+    };
+    Consent {
+        analytics: decide(explicit.analytics, tcf_all(&[1, 8, 9]), granted(gcm.analytics_storage)),
+        personalization: decide(explicit.personalization, tcf_all(&[1, 5, 6]), granted(gcm.personalization_storage)),
+        marketing: !s.gpc && decide(explicit.marketing, tcf_all(&[1, 2, 3, 4, 7]), gcm_marketing),
+        policy: POLICY_VERSION,
+    }
+}
+
+/// Site choices that shape minimisation.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinimisePolicy {
+    /// Count id-less page views without analytics consent (off by default).
+    pub cookieless_pageviews: bool,
+    pub sanitise: SanitiseRules,
+}
+
+/// An event cut down to its consent, and what was cut.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Minimised {
+    /// `None` when nothing of the event may be kept.
+    pub event: Option<Event>,
+    /// What was removed, as field paths (`anonymousId`, `context.click_ids`, …).
+    pub stripped: Vec<&'static str>,
+}
+
+/// [`minimise_with`] under the default site policy.
+pub fn minimise(event: Event, consent: &Consent) -> Option<Event> {
+    minimise_with(event, consent, &MinimisePolicy::default()).event
+}
+
+/// Removes what `consent` does not allow and stamps the consent on the event:
+/// - always: personal query parameters in URLs;
+/// - without analytics: the whole event, or, for a page view on a site that
+///   opted into cookieless counting, everything that identifies (ids, user
+///   agent, locale, click ids, referrer's query);
+/// - without marketing: click ids (fields and URL parameters), and the
+///   campaign of a paid touch, fields and `utm_*` parameters (its channel
+///   becomes Unassigned).
+pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolicy) -> Minimised {
+    let mut stripped = Vec::new();
+    let cookieless_count = policy.cookieless_pageviews && event.kind == EventType::Page;
+    if !consent.allows(Purpose::Analytics) && !cookieless_count {
+        return Minimised { event: None, stripped: vec!["event"] };
+    }
+    let marketing = consent.allows(Purpose::Marketing);
+    let paid_touch = event.channel.as_ref().is_some_and(Channel::is_paid)
+        || event.context.campaign.utm_medium.as_deref().is_some_and(is_bought_medium);
+    // URLs carry the same detail as the fields: without marketing, click ids
+    // (and a paid touch's campaign) go from the query string too.
+    let mut rules = policy.sanitise.clone();
+    if !marketing {
+        rules.remove.extend(ClickIds::NAMES.iter().map(|n| (*n).to_owned()));
+        rules.remove.extend(["dclid", "_gl", "gad_source", "srsltid"].map(String::from));
+        if paid_touch {
+            rules.remove.extend(UTM_PARAMS.map(String::from));
+        }
+    }
+    let page = &mut event.context.page;
+    for (name, url) in [("context.page.url", &mut page.url), ("context.page.referrer", &mut page.referrer)] {
+        if let Some(u) = url {
+            let clean = sanitise(u, &rules);
+            if clean != *u {
+                *u = clean;
+                stripped.push(name);
+            }
+        }
+    }
+    for value in event.properties.values_mut() {
+        if let Value::String(s) = value {
+            if crate::url::is_http_url(s) {
+                let clean = sanitise(s, &rules);
+                if clean != *s {
+                    *s = clean;
+                    stripped.push("properties");
+                }
+            } else if crate::url::looks_like_email(s) {
+                *value = Value::Null;
+                stripped.push("properties");
+            }
+        }
+    }
+    event.properties.retain(|_, v| !v.is_null());
+
+    if !consent.allows(Purpose::Analytics) {
+        // Cookieless page view: keep the count, drop everything that identifies.
+        for (name, present) in [
+            ("anonymousId", event.anonymous_id.take().is_some()),
+            ("userId", event.user_id.take().is_some()),
+            ("context.userAgent", event.context.user_agent.take().is_some()),
+            ("context.locale", event.context.locale.take().is_some()),
+        ] {
+            if present {
+                stripped.push(name);
+            }
+        }
+    }
+    if !marketing {
+        if !event.context.click_ids.is_empty() {
+            event.context.click_ids = ClickIds::default();
+            stripped.push("context.click_ids");
+        }
+        if paid_touch {
+            if !event.context.campaign.is_empty() {
+                event.context.campaign = Campaign::default();
+                stripped.push("context.campaign");
+            }
+            if event.channel.is_some() {
+                event.channel = Some(Channel::Unassigned);
+            }
+        }
+    }
+    stripped.dedup();
+    event.consent = Some(consent.stamp());
+    Minimised { event: Some(event), stripped }
+}
+
+const UTM_PARAMS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
+
+/// Evaluates a `consent.*` golden vector.
+#[cfg(feature = "vectors")]
+pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
+    use crate::vectors::field;
+    use serde_json::json;
+    let stamp_json = |c: &Consent| json!(c.stamp());
+    match suite {
+        "consent.resolve" => {
+            let signals: ConsentSignals = field(input, "signals")?;
+            Ok(stamp_json(&resolve(&signals)))
+        }
+        "consent.explicit" => {
+            // A sequence of API calls folded in order.
+            let calls: Vec<Value> = field(input, "calls")?;
+            let mut choice = ExplicitChoice::default();
+            for (i, c) in calls.iter().enumerate() {
+                let next = ExplicitChoice::from_json(c).map_err(|e| json!(format!("calls[{i}]: {e}")))?;
+                choice = choice.then(next);
+            }
+            let signals = ConsentSignals { explicit: Some(choice), ..Default::default() };
+            Ok(stamp_json(&resolve(&signals)))
+        }
+        "consent.stamp" => {
+            ConsentStamp::parse(input.get("stamp").unwrap_or(&Value::Null)).map(|s| json!(s)).map_err(|e| json!(e))
+        }
+        "consent.minimise" => {
+            let now: crate::Timestamp = field(input, "now")?;
+            let signals: ConsentSignals = field(input, "signals")?;
+            let policy: Option<MinimisePolicy> = field(input, "policy")?;
+            let raw = input.get("event").cloned().unwrap_or(Value::Null);
+            let mut event = Event::parse(&raw, &crate::Limits::DEFAULT, now).map_err(|e| json!(e))?;
+            event.derive_channel(&Default::default());
+            let out = minimise_with(event, &resolve(&signals), &policy.unwrap_or_default());
+            Ok(json!(out))
+        }
+        _ => Err(json!(format!("unknown suite `{suite}`"))),
+    }
+}

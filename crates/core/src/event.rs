@@ -1,0 +1,616 @@
+//! Events in the Segment Spec shape, and their strict validation.
+//!
+//! Untrusted JSON becomes an [`Event`] only through [`Event::parse`], which
+//! checks every field against [`Limits`] and names the field and the rule on
+//! rejection. Code inside the system takes `Event`, never raw JSON.
+
+use crate::channel::Channel;
+use crate::consent::ConsentStamp;
+use crate::error::ValidationError;
+use crate::timestamp::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Segment call types we accept (`group` and `screen` are out of scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Page,
+    Track,
+    Identify,
+    Alias,
+}
+
+/// A validated UUID message id, the de-duplication key at the edge. Held as
+/// its 16 bytes. (Parsed by hand: the `uuid` crate depends on wasm-bindgen on
+/// wasm32, and the core must not depend on a platform crate.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId([u8; 16]);
+
+impl MessageId {
+    /// Only the canonical hyphenated form (`8-4-4-4-12` hex digits, any case):
+    /// ids are compared as text in storage, so one id has one spelling.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        const RULE: &str = "must be a UUID in its 36-character hyphenated form";
+        let b = text.as_bytes();
+        if b.len() != 36 {
+            return Err(RULE);
+        }
+        let mut bytes = [0u8; 16];
+        let mut nibbles = 0usize;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return Err(RULE);
+                }
+                continue;
+            }
+            let v = (c as char).to_digit(16).ok_or(RULE)? as u8;
+            let slot = bytes.get_mut(nibbles / 2).ok_or(RULE)?;
+            *slot = (*slot << 4) | v;
+            nibbles += 1;
+        }
+        Ok(Self(bytes))
+    }
+
+    /// Random bytes stamped as a version-4, RFC 4122 variant UUID.
+    pub fn from_random_bytes(mut bytes: [u8; 16]) -> Self {
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Page {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Campaign {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utm_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utm_medium: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utm_campaign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utm_term: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utm_content: Option<String>,
+}
+
+impl Campaign {
+    pub fn is_empty(&self) -> bool {
+        *self == Campaign::default()
+    }
+}
+
+/// Ad-platform click ids. Carried only with marketing consent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClickIds {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gclid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gbraid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wbraid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fbclid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msclkid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub li_fat_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttclid: Option<String>,
+}
+
+impl ClickIds {
+    pub const NAMES: [&'static str; 7] = ["gclid", "gbraid", "wbraid", "fbclid", "msclkid", "li_fat_id", "ttclid"];
+
+    pub fn is_empty(&self) -> bool {
+        *self == ClickIds::default()
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "gclid" => &mut self.gclid,
+            "gbraid" => &mut self.gbraid,
+            "wbraid" => &mut self.wbraid,
+            "fbclid" => &mut self.fbclid,
+            "msclkid" => &mut self.msclkid,
+            "li_fat_id" => &mut self.li_fat_id,
+            "ttclid" => &mut self.ttclid,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Context {
+    #[serde(skip_serializing_if = "is_default")]
+    pub page: Page,
+    #[serde(skip_serializing_if = "Campaign::is_empty")]
+    pub campaign: Campaign,
+    #[serde(skip_serializing_if = "ClickIds::is_empty")]
+    pub click_ids: ClickIds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(rename = "userAgent", skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// A channel declared by a server/offline source (phone, trade show…).
+    /// Only authenticated server events may carry it; the browser never does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// One validated event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub traits: Map<String, Value>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub context: Context,
+    #[serde(rename = "messageId")]
+    pub message_id: MessageId,
+    #[serde(rename = "anonymousId", skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(rename = "previousId", skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<String>,
+    pub timestamp: Timestamp,
+    #[serde(rename = "sentAt", skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    /// The consent under which the event was captured, with its policy version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentStamp>,
+    /// Derived by `channel::classify`; never taken from the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+/// Documented bounds on untrusted events. Lengths are in UTF-8 bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Event names, page titles, campaign fields, locale, generic strings.
+    pub max_string: usize,
+    /// `context.page.url`, `context.page.referrer`, `context.page.path`.
+    pub max_url: usize,
+    /// `anonymousId`, `userId`, `previousId`, click ids.
+    pub max_id: usize,
+    /// `context.userAgent`.
+    pub max_user_agent: usize,
+    /// String values inside `properties`/`traits`.
+    pub max_property_string: usize,
+    /// Keys per object inside `properties`/`traits` (and items per array).
+    pub max_keys: usize,
+    /// Property key length.
+    pub max_key: usize,
+    /// Nesting depth below `properties`/`traits` (1 = flat).
+    pub max_depth: usize,
+    /// How far in the future `timestamp` may be (clock skew).
+    pub max_future_ms: i64,
+    /// How far in the past `timestamp` may be (late or replayed delivery).
+    pub max_age_ms: i64,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_string: 256,
+        max_url: 2048,
+        max_id: 128,
+        max_user_agent: 512,
+        max_property_string: 1024,
+        max_keys: 50,
+        max_key: 64,
+        max_depth: 3,
+        max_future_ms: 5 * 60 * 1000,
+        max_age_ms: 30 * Timestamp::MILLIS_PER_DAY,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Top-level fields accepted and dropped: Segment libraries send them, we need
+/// none of them (`channel` is derived by us, never trusted from the client).
+const IGNORED_TOP: [&str; 4] = ["integrations", "channel", "version", "receivedAt"];
+/// Context fields Segment libraries send that we drop (minimisation).
+const IGNORED_CONTEXT: [&str; 5] = ["library", "timezone", "screen", "os", "device"];
+
+type Res<T> = Result<T, ValidationError>;
+
+fn err<T>(field: impl Into<String>, rule: impl Into<String>) -> Res<T> {
+    Err(ValidationError::new(field, rule))
+}
+
+impl Event {
+    /// Validates untrusted JSON into an event. `now` is the receiver's clock,
+    /// used for the skew rules.
+    pub fn parse(raw: &Value, limits: &Limits, now: Timestamp) -> Res<Event> {
+        let Some(obj) = raw.as_object() else {
+            return err("event", "must be a JSON object");
+        };
+        for key in obj.keys() {
+            let known = matches!(
+                key.as_str(),
+                "type"
+                    | "event"
+                    | "name"
+                    | "properties"
+                    | "traits"
+                    | "context"
+                    | "messageId"
+                    | "anonymousId"
+                    | "userId"
+                    | "previousId"
+                    | "timestamp"
+                    | "sentAt"
+                    | "consent"
+            ) || IGNORED_TOP.contains(&key.as_str());
+            if !known {
+                return err(key.as_str(), "unknown field");
+            }
+        }
+        let kind = match obj.get("type") {
+            None | Some(Value::Null) => return err("type", "is required"),
+            Some(Value::String(s)) => match s.as_str() {
+                "page" => EventType::Page,
+                "track" => EventType::Track,
+                "identify" => EventType::Identify,
+                "alias" => EventType::Alias,
+                _ => return err("type", "must be one of page, track, identify, alias"),
+            },
+            Some(_) => return err("type", "must be a string"),
+        };
+        let message_id = match obj.get("messageId") {
+            None | Some(Value::Null) => return err("messageId", "is required"),
+            Some(Value::String(s)) => MessageId::parse(s).map_err(|r| ValidationError::new("messageId", r))?,
+            Some(_) => return err("messageId", "must be a string"),
+        };
+        let timestamp = match opt_str(obj, "timestamp", usize::MAX)? {
+            None => return err("timestamp", "is required"),
+            Some(s) => Timestamp::parse(&s).map_err(|r| ValidationError::new("timestamp", r))?,
+        };
+        if timestamp.since(now) > limits.max_future_ms {
+            return err("timestamp", format!("must not be more than {} s in the future", limits.max_future_ms / 1000));
+        }
+        if now.since(timestamp) > limits.max_age_ms {
+            return err(
+                "timestamp",
+                format!("must not be more than {} h in the past", limits.max_age_ms / Timestamp::MILLIS_PER_HOUR),
+            );
+        }
+        let sent_at = match opt_str(obj, "sentAt", usize::MAX)? {
+            None => None,
+            Some(s) => Some(Timestamp::parse(&s).map_err(|r| ValidationError::new("sentAt", r))?),
+        };
+        let event = opt_name(obj, "event", limits.max_string)?;
+        let name = opt_name(obj, "name", limits.max_string)?;
+        let anonymous_id = opt_name(obj, "anonymousId", limits.max_id)?;
+        let user_id = opt_name(obj, "userId", limits.max_id)?;
+        let previous_id = opt_name(obj, "previousId", limits.max_id)?;
+        let properties = opt_map(obj, "properties", limits)?;
+        let traits = opt_map(obj, "traits", limits)?;
+
+        match kind {
+            EventType::Track if event.is_none() => return err("event", "is required for a track event"),
+            EventType::Page | EventType::Identify | EventType::Alias if event.is_some() => {
+                return err("event", "is only allowed on track events");
+            }
+            _ => {}
+        }
+        if name.is_some() && kind != EventType::Page {
+            return err("name", "is only allowed on page events");
+        }
+        if !properties.is_empty() && !matches!(kind, EventType::Page | EventType::Track) {
+            return err("properties", "is only allowed on page and track events");
+        }
+        if !traits.is_empty() && kind != EventType::Identify {
+            return err("traits", "is only allowed on identify events");
+        }
+        match kind {
+            EventType::Alias => {
+                if user_id.is_none() {
+                    return err("userId", "is required for an alias event");
+                }
+                if previous_id.is_none() {
+                    return err("previousId", "is required for an alias event");
+                }
+            }
+            _ if previous_id.is_some() => return err("previousId", "is only allowed on alias events"),
+            EventType::Page => {} // an id-less page view is the cookieless count
+            _ if anonymous_id.is_none() && user_id.is_none() => {
+                return err("anonymousId", "anonymousId or userId is required");
+            }
+            _ => {}
+        }
+        let context = match obj.get("context") {
+            None | Some(Value::Null) => Context::default(),
+            Some(v) => parse_context(v, limits)?,
+        };
+        let consent = match obj.get("consent") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(ConsentStamp::parse(v).map_err(|rule| ValidationError::new("consent", rule))?),
+        };
+        Ok(Event {
+            kind,
+            event,
+            name,
+            properties,
+            traits,
+            context,
+            message_id,
+            anonymous_id,
+            user_id,
+            previous_id,
+            timestamp,
+            sent_at,
+            consent,
+            channel: None,
+        })
+    }
+
+    /// Fills `channel` from the event's campaign, click ids, referrer and
+    /// declared channel under the site's rules.
+    pub fn derive_channel(&mut self, rules: &crate::channel::ChannelRules) {
+        let input = crate::channel::ChannelInput::from_event(self);
+        self.channel = Some(crate::channel::classify(&input, rules));
+    }
+}
+
+fn str_field(obj: &Map<String, Value>, field: &str, path: &str, max: usize) -> Res<Option<String>> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            if s.len() > max {
+                return err(path, format!("must be at most {max} bytes"));
+            }
+            if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+                return err(path, "must not contain control characters");
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(_) => err(path, "must be a string"),
+    }
+}
+
+fn opt_str(obj: &Map<String, Value>, field: &str, max: usize) -> Res<Option<String>> {
+    str_field(obj, field, field, max)
+}
+
+/// A name or id: non-empty, no control characters, no surrounding blanks.
+fn opt_name(obj: &Map<String, Value>, field: &str, max: usize) -> Res<Option<String>> {
+    let value = opt_str(obj, field, max)?;
+    if let Some(s) = &value {
+        if s.trim().is_empty() {
+            return err(field, "must not be empty");
+        }
+        if s.chars().any(char::is_control) {
+            return err(field, "must not contain control characters");
+        }
+    }
+    Ok(value)
+}
+
+fn opt_map(obj: &Map<String, Value>, field: &str, limits: &Limits) -> Res<Map<String, Value>> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(v @ Value::Object(m)) => {
+            check_value(v, field, 1, limits)?;
+            Ok(m.clone())
+        }
+        Some(_) => err(field, "must be an object"),
+    }
+}
+
+/// Checks one value inside `properties`/`traits`: depth, sizes, key shapes.
+fn check_value(v: &Value, path: &str, depth: usize, limits: &Limits) -> Res<()> {
+    match v {
+        Value::String(s) if s.len() > limits.max_property_string => {
+            err(path, format!("must be at most {} bytes", limits.max_property_string))
+        }
+        Value::Array(_) | Value::Object(_) if depth > limits.max_depth => {
+            err(path, format!("nesting deeper than {} levels", limits.max_depth))
+        }
+        Value::Array(items) => {
+            if items.len() > limits.max_keys {
+                return err(path, format!("must have at most {} items", limits.max_keys));
+            }
+            for (i, item) in items.iter().enumerate() {
+                check_value(item, &format!("{path}[{i}]"), depth + 1, limits)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            if map.len() > limits.max_keys {
+                return err(path, format!("must have at most {} keys", limits.max_keys));
+            }
+            for (key, item) in map {
+                let sub = format!("{path}.{key}");
+                if key.is_empty() || key.len() > limits.max_key {
+                    return err(sub, format!("keys must be 1 to {} bytes", limits.max_key));
+                }
+                if key.chars().any(char::is_control) {
+                    return err(sub, "keys must not contain control characters");
+                }
+                check_value(item, &sub, depth + 1, limits)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn sub_object<'a>(v: &'a Value, path: &str, allowed: &[&str], ignored: &[&str]) -> Res<&'a Map<String, Value>> {
+    let Some(m) = v.as_object() else {
+        return err(path, "must be an object");
+    };
+    for key in m.keys() {
+        if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
+            return err(format!("{path}.{key}"), "unknown field");
+        }
+    }
+    Ok(m)
+}
+
+fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
+    if v.get("ip").is_some() {
+        return err("context.ip", "raw IP addresses are not accepted");
+    }
+    let m = sub_object(
+        v,
+        "context",
+        &["page", "campaign", "click_ids", "locale", "userAgent", "channel"],
+        &IGNORED_CONTEXT,
+    )?;
+    let mut ctx = Context::default();
+    if let Some(p) = m.get("page").filter(|p| !p.is_null()) {
+        let p = sub_object(p, "context.page", &["url", "path", "referrer", "title", "search"], &[])?;
+        ctx.page = Page {
+            url: str_field(p, "url", "context.page.url", limits.max_url)?,
+            path: str_field(p, "path", "context.page.path", limits.max_url)?,
+            referrer: str_field(p, "referrer", "context.page.referrer", limits.max_url)?,
+            title: str_field(p, "title", "context.page.title", limits.max_string)?,
+        };
+        // `search` (Segment's query string) is accepted but never kept: the
+        // sanitised `url` already carries what may be kept of it.
+        str_field(p, "search", "context.page.search", limits.max_url)?;
+        for (field, value) in [("url", &ctx.page.url), ("referrer", &ctx.page.referrer)] {
+            if value.as_ref().is_some_and(|u| !u.is_empty() && !crate::url::is_http_url(u)) {
+                return err(format!("context.page.{field}"), "must be an absolute http(s) URL");
+            }
+        }
+        if ctx.page.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+            return err("context.page.path", "must start with /");
+        }
+    }
+    if let Some(c) = m.get("campaign").filter(|c| !c.is_null()) {
+        // Segment libraries name these source/medium/name/term/content.
+        let c = sub_object(
+            c,
+            "context.campaign",
+            &[
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+                "source",
+                "medium",
+                "name",
+                "term",
+                "content",
+            ],
+            &[],
+        )?;
+        let pick = |utm: &str, alias: &str| -> Res<Option<String>> {
+            let a = str_field(c, utm, &format!("context.campaign.{utm}"), limits.max_string)?;
+            let b = str_field(c, alias, &format!("context.campaign.{alias}"), limits.max_string)?;
+            Ok(a.or(b).filter(|s| !s.trim().is_empty()))
+        };
+        ctx.campaign = Campaign {
+            utm_source: pick("utm_source", "source")?,
+            utm_medium: pick("utm_medium", "medium")?,
+            utm_campaign: pick("utm_campaign", "name")?,
+            utm_term: pick("utm_term", "term")?,
+            utm_content: pick("utm_content", "content")?,
+        };
+    }
+    if let Some(c) = m.get("click_ids").filter(|c| !c.is_null()) {
+        let c = sub_object(c, "context.click_ids", &ClickIds::NAMES, &[])?;
+        for name in ClickIds::NAMES {
+            let value = str_field(c, name, &format!("context.click_ids.{name}"), limits.max_id)?;
+            if let Some(slot) = ctx.click_ids.slot(name) {
+                *slot = value.filter(|s| !s.trim().is_empty());
+            }
+        }
+    }
+    ctx.locale = str_field(m, "locale", "context.locale", 35)?;
+    ctx.user_agent = str_field(m, "userAgent", "context.userAgent", limits.max_user_agent)?;
+    ctx.channel = match m.get("channel") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Channel::parse(s).map_err(|r| ValidationError::new("context.channel", r))?),
+        Some(_) => return err("context.channel", "must be a string"),
+    };
+    Ok(ctx)
+}
+
+/// Evaluates an `event.*` golden vector.
+#[cfg(feature = "vectors")]
+pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
+    use crate::vectors::field;
+    match suite {
+        "event.validate" => {
+            let now: Timestamp = field(input, "now")?;
+            let raw = input.get("event").cloned().unwrap_or(Value::Null);
+            let limits = Limits::DEFAULT;
+            match Event::parse(&raw, &limits, now) {
+                Ok(mut e) => {
+                    if input.get("derive_channel").and_then(Value::as_bool) == Some(true) {
+                        e.derive_channel(&crate::channel::ChannelRules::default());
+                    }
+                    serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))
+                }
+                Err(e) => Err(serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))?),
+            }
+        }
+        _ => Err(Value::String(format!("unknown suite `{suite}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageId;
+
+    #[test]
+    fn message_ids_round_trip_in_lower_case() {
+        let id = MessageId::parse("6F1C2A1E-8A43-4C36-9B8E-0A1B2C3D4E5F").unwrap();
+        assert_eq!(id.to_string(), "6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5f");
+        assert!(MessageId::parse("6f1c2a1e08a43-4c36-9b8e-0a1b2c3d4e5f").is_err());
+        assert!(MessageId::parse("6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5").is_err());
+        let v4 = MessageId::from_random_bytes([0xff; 16]).to_string();
+        assert_eq!(v4, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
+}

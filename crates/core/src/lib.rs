@@ -1,0 +1,28 @@
+//! `microfunnel-core`: the pure domain logic shared by the browser module, the
+//! edge Worker and the CLI — events, consent, channels, URL minimisation, lead
+//! scoring and attribution.
+//!
+//! What it must never do: perform I/O (network, files, storage, clocks,
+//! randomness), or depend on a platform crate (`wasm-bindgen`, `web-sys`,
+//! `js-sys`, `worker`). Time and ids are passed in by the caller, so every
+//! function here is deterministic and runs identically natively, in wasm in a
+//! browser, and in workerd. A test (`tests/boundaries.rs`) enforces the
+//! dependency rule by reading `cargo metadata`.
+
+pub mod attribution;
+pub mod channel;
+pub mod consent;
+pub mod error;
+pub mod event;
+pub mod scoring;
+pub mod timestamp;
+pub mod url;
+
+#[cfg(feature = "vectors")]
+pub mod vectors;
+
+pub use channel::{Channel, ChannelInput, ChannelRules};
+pub use consent::{Consent, ConsentSignals, Purpose};
+pub use error::ValidationError;
+pub use event::{Event, EventType, Limits};
+pub use timestamp::Timestamp;

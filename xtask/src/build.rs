@@ -1,0 +1,98 @@
+//! Builds: the browser module (wasm-bindgen `--target web` into `www/pkg/`,
+//! then wasm-opt) and the Worker (worker-build into `crates/edge/build/`, or
+//! `build-test/` with the test-only routes). A build whose output is newer
+//! than every input is skipped, because wrangler runs the Worker's build
+//! command on each start.
+
+use crate::util::{cargo, cargo_bin_dir, newest_mtime, node_bin, root, run, tool_env};
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Production,
+    Test,
+}
+
+pub fn all(mode: Mode) -> Result<(), String> {
+    browser()?;
+    worker(mode)
+}
+
+fn fresh(output: &Path, inputs: &[&str]) -> bool {
+    let Some(out) = std::fs::metadata(output).and_then(|m| m.modified()).ok() else {
+        return false;
+    };
+    let root = root();
+    inputs.iter().all(|i| newest_mtime(&root.join(i)).is_none_or(|t| t <= out))
+}
+
+const CORE_INPUTS: [&str; 3] = ["crates/core", "Cargo.lock", "Cargo.toml"];
+
+pub fn worker(mode: Mode) -> Result<(), String> {
+    let out_dir = match mode {
+        Mode::Production => "build",
+        Mode::Test => "build-test",
+    };
+    let edge = root().join("crates/edge");
+    let marker = edge.join(out_dir).join("index.js");
+    if fresh(&marker, &[&CORE_INPUTS[..], &["crates/edge"]].concat()) {
+        println!("build: Worker ({mode:?}) is up to date");
+        return Ok(());
+    }
+    println!("build: Worker ({mode:?}) with worker-build");
+    let mut cmd = Command::new(cargo_bin_dir().join("worker-build"));
+    cmd.current_dir(&edge).args(["--release", "--out-dir", out_dir]);
+    if mode == Mode::Test {
+        cmd.args(["--", "--features", "test-routes"]);
+    }
+    run(tool_env(&mut cmd))?;
+    // Touch the marker so an up-to-date check does not depend on whether
+    // worker-build rewrote an identical file.
+    let now = std::fs::File::options().append(true).open(&marker);
+    if let Ok(f) = now {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Ok(())
+}
+
+/// The browser module: release wasm, wasm-bindgen glue for `--target web`,
+/// then `wasm-opt -Oz`. Output: `www/pkg/microfunnel.js` and
+/// `www/pkg/microfunnel_bg.wasm`, served next to the loader.
+pub fn browser() -> Result<(), String> {
+    let root = root();
+    let pkg = root.join("www/pkg");
+    let wasm_out = pkg.join("microfunnel_bg.wasm");
+    if fresh(&wasm_out, &[&CORE_INPUTS[..], &["crates/browser"]].concat()) {
+        println!("build: browser module is up to date");
+        return Ok(());
+    }
+    println!("build: browser module (wasm32, release)");
+    run(tool_env(&mut cargo()).args([
+        "build",
+        "--release",
+        "--package",
+        "microfunnel-browser",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
+    let built = target_dir().join("wasm32-unknown-unknown/release/microfunnel_browser.wasm");
+    run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
+        .arg(&built)
+        .args(["--target", "web", "--no-typescript", "--out-name", "microfunnel", "--out-dir"])
+        .arg(&pkg))?;
+    run(Command::new(node_bin("wasm-opt"))
+        .arg("-Oz")
+        .arg("--enable-bulk-memory")
+        .arg("--enable-nontrapping-float-to-int")
+        .arg("--enable-sign-ext")
+        .arg("--enable-mutable-globals")
+        .arg(&wasm_out)
+        .arg("-o")
+        .arg(&wasm_out))?;
+    Ok(())
+}
+
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"))
+}

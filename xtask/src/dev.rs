@@ -1,0 +1,27 @@
+//! `cargo xtask dev [--port N]`: bootstrap, build, apply local migrations and
+//! run `wrangler dev` on 127.0.0.1 (demo at `/`, collector under `/v1/`,
+//! `GET /health`). State persists under `.wrangler/state`. Ctrl-C stops it.
+
+use crate::build::{self, Mode};
+use crate::util::root;
+use crate::wrangler::{Dev, migrate};
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut port = 8787u16;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--port" => {
+                port = it.next().and_then(|p| p.parse().ok()).ok_or("--port takes a port number")?;
+            }
+            other => return Err(format!("dev: unknown argument `{other}` (usage: cargo xtask dev [--port N])")),
+        }
+    }
+    crate::bootstrap::run()?;
+    build::all(Mode::Production)?;
+    let persist = root().join(".wrangler/state");
+    migrate(None, &persist)?;
+    println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /health  ·  Ctrl-C to stop\n");
+    let mut dev = Dev::start(None, port, &persist, None)?;
+    dev.wait()
+}

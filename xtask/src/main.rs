@@ -1,0 +1,53 @@
+//! `cargo xtask …`: the project's automation — bootstrap, build, dev, test,
+//! benchmarks. Plain Rust over `std::process::Command`, so a fresh machine
+//! needs nothing but cargo to start.
+
+mod bootstrap;
+mod build;
+mod dev;
+mod test;
+mod util;
+mod wrangler;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+  bootstrap            install what the build and tests need (idempotent)
+  build                build the browser wasm (www/pkg) and the Worker
+  build-worker [--test]  build the Worker only (wrangler's build command)
+  dev [--port N]       bootstrap, build, migrate and run `wrangler dev` (default 127.0.0.1:8787)
+  test                 every check and test suite; ends with `N passed, N failed`
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cmd {
+        "bootstrap" => bootstrap::run(),
+        "build" => bootstrap::run().and_then(|()| build::all(build::Mode::Production)),
+        "build-worker" => {
+            build::worker(if rest.iter().any(|a| a == "--test") { build::Mode::Test } else { build::Mode::Production })
+        }
+        "dev" => dev::run(rest),
+        "test" => test::run(),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Starting and stopping `wrangler dev` (workerd with local D1) for dev and
+//! for the end-to-end suites.
+
+use crate::util::{node_bin, root, run, tool_env};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn wrangler() -> Command {
+    let mut c = Command::new(node_bin("wrangler"));
+    c.current_dir(root());
+    tool_env(&mut c);
+    c
+}
+
+/// `wrangler d1 migrations apply DB --local` into a persistence directory.
+pub fn migrate(env: Option<&str>, persist: &Path) -> Result<(), String> {
+    let mut cmd = wrangler();
+    cmd.args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"]).arg(persist);
+    if let Some(e) = env {
+        cmd.args(["--env", e]);
+    }
+    run(cmd.stdin(Stdio::null()))
+}
+
+/// A running `wrangler dev`; dropped → stopped with everything it started.
+pub struct Dev {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Dev {
+    pub fn start(env: Option<&str>, port: u16, persist: &Path, log: Option<&Path>) -> Result<Dev, String> {
+        let mut cmd = wrangler();
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
+            .arg(persist)
+            .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            // Own process group, so stopping it stops workerd too.
+            .process_group(0);
+        if let Some(e) = env {
+            cmd.args(["--env", e]);
+        }
+        if let Some(path) = log {
+            let f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+            let f2 = f.try_clone().map_err(|e| e.to_string())?;
+            cmd.stdout(f).stderr(f2);
+        }
+        let child = cmd.spawn().map_err(|e| format!("cannot start wrangler dev: {e}"))?;
+        Ok(Dev { child, base_url: format!("http://127.0.0.1:{port}") })
+    }
+
+    /// Waits until `GET /health` answers 200.
+    pub fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("wrangler dev exited early ({status})"));
+            }
+            if http_status(&addr, "/health") == Some(200) {
+                println!("wrangler dev: healthy at {} after {:.1} s", self.base_url, started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Err(format!("wrangler dev not healthy after {} s", timeout.as_secs()))
+    }
+
+    pub fn wait(&mut self) -> Result<(), String> {
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if status.success() { Ok(()) } else { Err(format!("wrangler dev exited ({status})")) }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let pgid = self.child.id().to_string();
+        signal_group("TERM", &pgid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal_group("KILL", &pgid);
+        let _ = self.child.wait();
+    }
+}
+
+/// Signals a whole process group (`kill -s SIG -- -PGID`; procps' kill does
+/// not take a negative pid right after `-SIG`).
+fn signal_group(signal: &str, pgid: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The status code of a plain HTTP/1.1 GET, or None if nothing answers.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).ok()?;
+    let head = std::str::from_utf8(buf.get(..n)?).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
