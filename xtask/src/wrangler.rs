@@ -29,28 +29,32 @@ pub fn migrate(env: Option<&str>, persist: &Path) -> Result<(), String> {
 /// A running `wrangler dev`; dropped → stopped with everything it started.
 pub struct Dev {
     child: Child,
+    own_group: bool,
     pub base_url: String,
 }
 
 impl Dev {
+    /// Starts `wrangler dev`. With `log`, output goes to that file and the
+    /// process gets its own process group, so dropping `Dev` stops workerd
+    /// too; without (interactive `cargo xtask dev`), it shares the terminal's
+    /// group so Ctrl-C reaches it directly.
     pub fn start(env: Option<&str>, port: u16, persist: &Path, log: Option<&Path>) -> Result<Dev, String> {
         let mut cmd = wrangler();
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(persist)
             .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
-            .stdin(Stdio::null())
-            // Own process group, so stopping it stops workerd too.
-            .process_group(0);
+            .stdin(Stdio::null());
         if let Some(e) = env {
             cmd.args(["--env", e]);
         }
         if let Some(path) = log {
+            cmd.process_group(0);
             let f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
             let f2 = f.try_clone().map_err(|e| e.to_string())?;
             cmd.stdout(f).stderr(f2);
         }
         let child = cmd.spawn().map_err(|e| format!("cannot start wrangler dev: {e}"))?;
-        Ok(Dev { child, base_url: format!("http://127.0.0.1:{port}") })
+        Ok(Dev { child, own_group: log.is_some(), base_url: format!("http://127.0.0.1:{port}") })
     }
 
     /// Waits until `GET /health` answers 200.
@@ -78,6 +82,11 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
+        if !self.own_group {
+            // Interactive: the terminal's Ctrl-C already reached it.
+            let _ = self.child.wait();
+            return;
+        }
         let pgid = self.child.id().to_string();
         signal_group("TERM", &pgid);
         let deadline = Instant::now() + Duration::from_secs(5);
