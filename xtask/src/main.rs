@@ -2,9 +2,13 @@
 //! benchmarks. Plain Rust over `std::process::Command`, so a fresh machine
 //! needs nothing but cargo to start.
 
+mod bench_attribution;
+mod bench_browser;
 mod bootstrap;
 mod build;
 mod dev;
+mod load;
+mod size;
 mod test;
 mod util;
 mod wrangler;
@@ -18,6 +22,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   build-worker [--test]  build the Worker only (wrangler's build command)
   dev [--port N]       bootstrap, build, migrate and run `wrangler dev` (default 127.0.0.1:8787)
   test                 every check and test suite; ends with `N passed, N failed`
+  size                 the browser size budget (loader, glue, wasm; gzip), fails above budget
+  bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
+  bench-browser        main-thread cost of loader, init and capture in headless Chromium (not in `test`)
+  load                 concurrent load against local workerd: throughput, latency, 0 lost / 0 duplicated (not in `test`)
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +45,10 @@ fn main() -> ExitCode {
         }
         "dev" => dev::run(rest),
         "test" => test::run(),
+        "size" => size::run(rest),
+        "bench-attribution" => bench_attribution::run(rest),
+        "bench-browser" => bench_browser::run(rest),
+        "load" => load::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

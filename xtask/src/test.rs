@@ -19,6 +19,8 @@ struct Tally {
     rows: Vec<(String, u64, u64, f64)>,
     passed: u64,
     failed: u64,
+    /// Golden-vector cases run per side, from the `vectors (<side>): N cases` lines.
+    vector_cases: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -39,6 +41,14 @@ struct Counts {
 fn number_before(line: &str, word: &str) -> Option<u64> {
     let idx = line.find(word)?;
     line.get(..idx)?.split_whitespace().last()?.trim_end_matches(';').parse().ok()
+}
+
+/// `vectors (<side>): N cases …` (after an optional TAP `# `) → (side, N).
+fn vector_line(line: &str) -> Option<(String, u64)> {
+    let rest = line.trim().trim_start_matches("# ").strip_prefix("vectors (")?;
+    let (side, rest) = rest.split_once("): ")?;
+    let n = rest.split_whitespace().next()?.parse().ok()?;
+    rest.contains(" cases").then(|| (side.to_owned(), n))
 }
 
 impl Counts {
@@ -68,6 +78,9 @@ fn suite(tally: &mut Tally, step: &str, cmd: &mut Command) {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     println!("{line}");
                     counts.read(&line);
+                    if let Some((side, n)) = vector_line(&line) {
+                        *tally.vector_cases.entry(side).or_default() += n;
+                    }
                 }
             }
             child.wait().map(|s| s.success()).unwrap_or(false)
@@ -135,8 +148,31 @@ pub fn run() -> Result<(), String> {
     );
     suite(
         &mut tally,
-        "native tests (unit, integration, vectors)",
-        cargo().args(["test", "--workspace", "--features", "microfunnel-core/vectors"]),
+        "native tests (unit, integration, CLI)",
+        cargo().args([
+            "test",
+            "--workspace",
+            "--features",
+            "microfunnel-core/vectors",
+            "--",
+            "--skip",
+            "golden_vectors",
+        ]),
+    );
+    suite(
+        &mut tally,
+        "golden vectors (native)",
+        cargo().args([
+            "test",
+            "--package",
+            "microfunnel-core",
+            "--features",
+            "vectors",
+            "--test",
+            "vectors",
+            "--",
+            "--nocapture",
+        ]),
     );
     suite(
         &mut tally,
@@ -149,6 +185,8 @@ pub fn run() -> Result<(), String> {
             "wasm32-unknown-unknown",
             "--features",
             "vectors",
+            "--",
+            "--nocapture",
         ]),
     );
 
@@ -172,6 +210,8 @@ pub fn run() -> Result<(), String> {
     for (step, p, f, s) in &tally.rows {
         println!("{step:<62} {p:>7} {f:>7} {s:>8.1}");
     }
+    let sides: Vec<String> = tally.vector_cases.iter().map(|(side, n)| format!("{side} {n}")).collect();
+    println!("golden vector cases per side: {}", if sides.is_empty() { "none seen".into() } else { sides.join(", ") });
     println!("total time {:.1} s", all_started.elapsed().as_secs_f64());
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} failed", tally.failed)) }
@@ -248,5 +288,13 @@ mod tests {
         c.read("# fail 1");
         c.read("ok 1 - something passed here");
         assert_eq!(c, Counts { passed: 22, failed: 3 });
+    }
+
+    #[test]
+    fn reads_vector_case_lines_of_every_side() {
+        assert_eq!(vector_line("vectors (native): 198 cases passed, 0 failed, 9 files"), Some(("native".into(), 198)));
+        assert_eq!(vector_line("# vectors (workerd): 12 cases in 2 files"), Some(("workerd".into(), 12)));
+        assert_eq!(vector_line("vectors (wasm): 7 cases in core/url_host.json"), Some(("wasm".into(), 7)));
+        assert_eq!(vector_line("test vectors_core_url_host_json ... ok"), None);
     }
 }

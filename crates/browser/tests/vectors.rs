@@ -17,6 +17,7 @@ fn check(file: &str, text: &str) {
     }
     assert!(report.failures.is_empty(), "{} case(s) failed in wasm:{msg}", report.failures.len());
     assert!(report.passed > 0, "{file}: no case ran");
+    wasm_bindgen_test::console_log!("vectors (wasm): {} cases in {file}", report.passed);
 }
 
 include!(concat!(env!("OUT_DIR"), "/vector_tests.rs"));

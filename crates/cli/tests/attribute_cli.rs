@@ -1,0 +1,102 @@
+//! `microfunnel attribute` end to end: ChannelAttribution files in, its
+//! column names out, malformed rows reported with their row number.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microfunnel")).arg("attribute").args(args).output().expect("runs")
+}
+
+fn file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mf-attr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+    p
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+const CA: &str = "path;total_conversions;total_conversion_value;total_null\n\
+A > B > C;2;30.5;1\nA;1;10;3\nB > A > B;3;12;0\nC > C;0;0;2\n D >C ;1;7.25;1\n";
+
+#[test]
+fn reads_channelattribution_semicolon_csv_and_writes_its_columns() {
+    let p = file("ca.csv", CA);
+    let out = stdout(&run(&[p.to_str().unwrap(), "--model", "first"]));
+    assert_eq!(out, "channel_name,total_conversions,total_conversion_value\nA,3,40.5\nB,3,12\nC,0,0\nD,1,7.25\n");
+}
+
+#[test]
+fn comma_csv_without_value_column_omits_value() {
+    let p = file("comma.csv", "total_conversions,path\n2,A > B\n1,B\n");
+    let out = stdout(&run(&[p.to_str().unwrap(), "--model", "linear"]));
+    assert_eq!(out, "channel_name,total_conversions\nA,1\nB,2\n");
+}
+
+#[test]
+fn all_models_write_one_pair_per_model() {
+    let p = file("all.csv", CA);
+    let out = stdout(&run(&[p.to_str().unwrap(), "--model", "all"]));
+    let header = out.lines().next().unwrap();
+    assert!(header.starts_with("channel_name,first_conversions,first_value,last_conversions,last_value,"));
+    assert!(header.contains("markov_conversions,markov_value"));
+    assert!(header.contains("shapley_conversions,shapley_value"));
+    assert_eq!(out.lines().count(), 5);
+}
+
+#[test]
+fn markov_json_has_removal_effects_and_transition_matrix() {
+    let p = file("mk.csv", CA);
+    let out = stdout(&run(&[p.to_str().unwrap(), "--model", "markov", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let total: f64 = v["result"].as_array().unwrap().iter().map(|r| r["total_conversions"].as_f64().unwrap()).sum();
+    assert!((total - 7.0).abs() < 1e-9);
+    assert_eq!(v["markov"]["removal_effects"].as_array().unwrap().len(), 4);
+    assert!(!v["markov"]["transition_matrix"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn ndjson_time_decay() {
+    let p = file(
+        "j.ndjson",
+        "{\"touches\":[{\"channel\":\"A\",\"at\":\"2026-03-01T08:00:00Z\"},{\"channel\":\"B\",\"at\":\"2026-03-01T10:00:00Z\"}],\"conversions\":1,\"value\":30}\n",
+    );
+    let out = stdout(&run(&[p.to_str().unwrap(), "--model", "time-decay", "--half-life", "2h"]));
+    // weights 1/2 and 1 → A gets 1/3, B 2/3
+    assert_eq!(out.lines().count(), 3);
+    let a: Vec<f64> = out.lines().nth(1).unwrap().split(',').skip(1).map(|x| x.parse().unwrap()).collect();
+    assert!((a[0] - 1.0 / 3.0).abs() < 1e-12 && (a[1] - 10.0).abs() < 1e-9);
+}
+
+#[test]
+fn malformed_rows_fail_with_row_number() {
+    let p = file("bad.csv", "path;total_conversions\nA;1\nB > C;-2\n");
+    let o = run(&[p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("row 3"), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = file("empty.csv", "path;total_conversions\nA;1\n > ;1\n");
+    let o = run(&[p.to_str().unwrap(), "--model", "linear"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("row 3"));
+    let p = file("nohdr.csv", "a;b\n1;2\n");
+    let o = run(&[p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("row 1"));
+    let p = file("bad.ndjson", "{\"touches\":[{\"channel\":\"A\"}],\"conversions\":1}\n{oops\n");
+    let o = run(&[p.to_str().unwrap(), "--model", "linear"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("row 2"));
+}
+
+#[test]
+fn time_decay_on_csv_is_a_clear_error() {
+    let p = file("td.csv", CA);
+    let o = run(&[p.to_str().unwrap(), "--model", "time-decay"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("time-decay needs NDJSON"));
+}

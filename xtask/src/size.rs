@@ -1,0 +1,5 @@
+//! `cargo xtask size` (arrives with the browser and edge work).
+
+pub fn run(_args: &[String]) -> Result<(), String> {
+    Err("not available yet".into())
+}
