@@ -1,0 +1,145 @@
+//! `microfunnel score` and `microfunnel rules check`, run as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_microfunnel"))
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("microfunnel-score-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn default_toml() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/rules/default.toml")
+}
+
+const STAMP: &str = r#""consent":{"analytics":true,"personalization":true,"marketing":false,"policy":1}"#;
+
+fn events() -> String {
+    [
+        format!(
+            r#"{{"type":"page","messageId":"00000000-0000-4000-8000-000000000001","anonymousId":"v1","timestamp":"2026-03-02T10:00:00Z","context":{{"page":{{"path":"/pricing"}}}},{STAMP}}}"#
+        ),
+        String::new(),
+        format!(
+            r#"{{"type":"track","event":"Element Clicked","properties":{{"mf_element":"buy"}},"messageId":"00000000-0000-4000-8000-000000000002","anonymousId":"v1","timestamp":"2026-03-02T10:05:00Z",{STAMP}}}"#
+        ),
+        // No consent stamp: ignored.
+        r#"{"type":"track","event":"offline.meeting_request","messageId":"00000000-0000-4000-8000-000000000003","anonymousId":"v1","timestamp":"2026-03-02T10:06:00Z"}"#.to_owned(),
+        format!(
+            r#"{{"type":"identify","traits":{{"role":"CEO"}},"messageId":"00000000-0000-4000-8000-000000000004","userId":"u1","timestamp":"2026-03-02T10:07:00Z",{STAMP}}}"#
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn rules_check_accepts_the_default_file() {
+    let o = bin().args(["rules", "check"]).arg(default_toml()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stdout(&o).contains("ok (version default-1, 21 actions, tiers cold, warm, hot, very_hot)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn rules_check_names_the_line_field_and_rule() {
+    let text = std::fs::read_to_string(default_toml())
+        .unwrap()
+        .replace("points = 15\nfrequency = \"once_per_session\"", "points = 15000\nfrequency = \"twice\"");
+    let line = text.lines().position(|l| l == "points = 15000").unwrap() + 1;
+    let path = temp("bad.toml", &text);
+    let o = bin().args(["rules", "check"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let p = path.display();
+    assert!(
+        out.contains(&format!("{p}:{line}: actions.web.pricing_view.points: must be an integer from -1000 to 1000")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{p}:{}: actions.web.pricing_view.frequency: must be", line + 1)), "{out}");
+}
+
+#[test]
+fn rules_check_reads_json_by_extension() {
+    let path = temp("rules.json", r#"{"version":"j","decay":{"kind":"none"},"tiers":{"cold":-1},"actions":{}}"#);
+    let o = bin().args(["rules", "check"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("tiers.cold: must be an integer from 0 to 100000"), "{}", stdout(&o));
+}
+
+#[test]
+fn score_prints_the_explained_score() {
+    let path = temp("events.ndjson", &events());
+    let o = bin().args(["score", "--events"]).arg(&path).args(["--at", "2026-03-10T10:05:00Z"]).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for key in ["score", "engagement", "fit", "tier", "drivers", "next_tier_hint", "rules_version"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    // 15 + 25 = 40, then 8 days after 10:05: one week, −2. No fit rules by default.
+    assert_eq!(v["score"], 38);
+    assert_eq!(v["tier"], "warm");
+    assert_eq!(v["rules_version"], "default-1");
+    assert_eq!(v["drivers"][2]["reason"], "no_consent");
+}
+
+#[test]
+fn score_uses_a_rule_file() {
+    let mut rules = std::fs::read_to_string(default_toml()).unwrap();
+    rules = rules.replace("version = \"default-1\"", "version = \"site-7\"");
+    rules.push_str("\n[fit.decision_maker]\ntrait = \"role\"\nin = [\"ceo\"]\npoints = 20\n");
+    let rules = temp("site.toml", &rules);
+    let events = temp("events2.ndjson", &events());
+    let o = bin()
+        .args(["score", "--events"])
+        .arg(&events)
+        .arg("--rules")
+        .arg(&rules)
+        .args(["--at", "2026-03-02T10:07:00Z"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["engagement"].clone(), v["fit"].clone(), v["score"].clone()), (40.into(), 20.into(), 60.into()));
+    assert_eq!(v["tier"], "hot");
+    assert_eq!(v["rules_version"], "site-7");
+}
+
+#[test]
+fn score_refuses_a_bad_event_line_or_time() {
+    let path = temp("bad.ndjson", &format!("{}\n{{\"type\":\"page\"}}\n", events().lines().next().unwrap()));
+    let o = bin().args(["score", "--events"]).arg(&path).args(["--at", "2026-03-02T10:00:00Z"]).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:2: messageId: is required", path.display())), "{err}");
+
+    let o = bin().args(["score", "--events"]).arg(&path).args(["--at", "yesterday"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--at: must be an RFC 3339 date-time"));
+}
+
+#[test]
+fn score_with_a_bad_rule_file_fails_with_its_errors() {
+    let rules = temp(
+        "broken.toml",
+        "version = \"x\"\n[decay]\nkind = \"none\"\n[tiers]\ncold = 0\n[actions.web.a]\npoints = 1\n",
+    );
+    let events = temp("events3.ndjson", &events());
+    let o = bin().args(["score", "--events"]).arg(&events).arg("--rules").arg(&rules).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:6: actions.web.a.frequency: is required", rules.display())), "{err}");
+}

@@ -1,0 +1,81 @@
+//! Lead scoring: rule files, the incremental [`Scorer`] (browser) and batch
+//! [`evaluate`] (edge, CLI) over one engine, and the explanation every score
+//! carries. This module owns what a score *is*; nothing outside the core may
+//! compute one.
+//!
+//! # Evaluation semantics (identical on every side; pinned by `tests/vectors/scoring/`)
+//!
+//! **Entries.** An event becomes a ledger entry when it matches an action, or
+//! when it is an `identify` carrying fit traits (`role`, `industry`,
+//! `company_size`, `region`, `budget`). Matching, first rule that applies:
+//! 1. a `track` event whose name is exactly an action id (`web.pricing_view`);
+//! 2. a `track` event whose `properties.mf_element` (the clicked element's
+//!    `data-mf-element`) is an `element` matcher;
+//! 3. a `track` event whose name is an `event` matcher;
+//! 4. a `page` event whose path (`context.page.path`, else the path of
+//!    `context.page.url`; query, fragment and a trailing `/` dropped) matches a
+//!    `page` glob — the glob with the most literal characters wins, then the
+//!    smaller action id.
+//!
+//! Events that match nothing (and `alias`) are not entries: they change
+//! nothing, not even the decay clock, so adding an unrelated event type never
+//! changes a score.
+//!
+//! **Ledger order** is (timestamp, messageId); equal keys keep arrival order.
+//! It does not depend on the order events arrive in, so the browser and the
+//! edge agree even when they receive events differently.
+//!
+//! **The fold**, entry by entry (engagement is kept in milli-points):
+//! 1. a `messageId` already seen → ignored, `duplicate`;
+//! 2. an entry captured without **personalization** consent (no stamp, or a
+//!    stamp with `personalization: false`) → ignored, `no_consent` (scoring is
+//!    profiling used to personalise the page and prioritise sales contact:
+//!    analytics consent alone does not cover it);
+//! 3. an action entry: subtract the decay accrued since the previous
+//!    *activity* (an action entry that counted or was capped), never below 0;
+//!    a gap of `session_timeout_minutes` (default 30) or more starts a new
+//!    session; then the frequency policy decides — `once_per_visitor`,
+//!    `once_per_session`, `{ per_day = N }` (UTC days) or `unlimited`; an
+//!    action over its cap is ignored, `capped` (it still counts as activity);
+//!    otherwise its points (negative included) are added and engagement is
+//!    clamped at 0;
+//! 4. a traits entry: traits merge into the known ones (`null` clears one);
+//!    every fit rule is re-checked; a rule that starts to hold grants its
+//!    points, a rule that stops holding (a later contradicting trait) removes
+//!    them. Fit does not decay.
+//!
+//! At evaluation time `at` (never earlier than the last entry), the decay
+//! accrued since the last activity is applied the same way.
+//! `score = engagement + fit`; the tier is the highest whose minimum the score
+//! reaches (the lowest tier if below all).
+//!
+//! **Decay.** Linear: `points` per *full* `period_days` of each inactivity
+//! gap. Exponential: `e × 2^(−gap/half_life)` computed with IEEE
+//! multiplications only and rounded down to a milli-point, so wasm and native
+//! agree to the bit (see `engine::decayed`).
+//!
+//! **Velocity.** Positive points of counted actions in the last hour and the
+//! last 24 h; `accelerating` when the last 24 h reach `velocity.min_points`
+//! and exceed `velocity.factor` × the daily average of the `baseline_days`
+//! before them.
+
+mod defaults;
+mod engine;
+mod explain;
+mod glob;
+mod rules;
+#[cfg(feature = "toml")]
+mod toml_source;
+
+pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, TierChange, evaluate};
+pub use explain::{Driver, Fall, Hint, Lift, Score, Velocity};
+pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules};
+
+#[cfg(feature = "vectors")]
+mod vectors;
+
+/// Evaluates a `scoring.*` golden vector (see `crate::vectors`).
+#[cfg(feature = "vectors")]
+pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+    vectors::case(suite, input)
+}

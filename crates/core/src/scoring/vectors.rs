@@ -1,0 +1,164 @@
+//! `scoring.*` golden vectors.
+//!
+//! - `scoring.evaluate` — input `{rules?, events, at, report?}`:
+//!   `rules` is absent/`"default"` (the built-in set), a JSON rule object, or
+//!   a string of TOML; `events` are compact events (below); `report` lists the
+//!   fields of the score to compare (default `score`, `engagement`, `fit`,
+//!   `tier`; `changes` = the tier changes `Scorer::apply` returned). Every
+//!   case runs three ways — batch `evaluate`, a `Scorer` fed in input order,
+//!   a `Scorer` fed in reverse order — and fails unless all three agree.
+//! - `scoring.rules` — input `{toml}` or `{json}`: `ok` is
+//!   `{version, actions, tiers}`, `error` the list of `{line, field, rule}`.
+//!
+//! A compact event: `{"at": RFC 3339, "id"?: UUID, "consent"?: false |
+//! {purpose: bool}, ...}` plus one of `"event": name` (a track event; with
+//! `"element"` it carries `properties.mf_element`), `"page": path`,
+//! `"url": url` (page events), `"identify": {traits}`, or `"segment": {…}`, a
+//! full Segment event used as is. Without `id`, the n-th event (from 0) gets
+//! `00000000-0000-4000-8000-` + n in 12 hex digits, so ids sort in input
+//! order. Without `consent`, the stamp grants every purpose.
+
+use super::{Rules, Scorer, evaluate};
+use crate::event::{Event, Limits};
+use crate::timestamp::Timestamp;
+use serde_json::{Map, Value, json};
+
+pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
+    match suite {
+        "scoring.evaluate" => evaluate_case(input),
+        "scoring.rules" => rules_case(input),
+        _ => Err(json!(format!("unknown suite `{suite}`"))),
+    }
+}
+
+fn rules_case(input: &Value) -> Result<Value, Value> {
+    let parsed = match (input.get("toml"), input.get("json")) {
+        (Some(Value::String(text)), None) => from_toml(text),
+        (None, Some(Value::String(text))) => Rules::from_json(text),
+        (None, Some(v)) => Rules::from_json_value(v),
+        _ => return Err(json!("vector input needs `toml` (text) or `json` (value or text)")),
+    };
+    match parsed {
+        Ok(r) => Ok(json!({
+            "version": r.version(),
+            "actions": r.action_ids().count(),
+            "tiers": r.tier_ids().collect::<Vec<_>>(),
+        })),
+        Err(e) => Err(json!(e)),
+    }
+}
+
+#[cfg(feature = "toml")]
+fn from_toml(text: &str) -> Result<Rules, super::RuleFileError> {
+    Rules::from_toml(text)
+}
+
+#[cfg(not(feature = "toml"))]
+fn from_toml(_text: &str) -> Result<Rules, super::RuleFileError> {
+    Err(super::RuleFileError::one(None, "", "built without TOML support"))
+}
+
+fn evaluate_case(input: &Value) -> Result<Value, Value> {
+    let rules = match input.get("rules") {
+        None => Rules::default_rules(),
+        Some(Value::String(s)) if s == "default" => Rules::default_rules(),
+        Some(Value::String(toml)) => from_toml(toml).map_err(|e| json!(e))?,
+        Some(v) => Rules::from_json_value(v).map_err(|e| json!(e))?,
+    };
+    let at: Timestamp = crate::vectors::field(input, "at")?;
+    let raw: Vec<Value> = crate::vectors::field(input, "events")?;
+    let mut events = Vec::new();
+    for (i, e) in raw.iter().enumerate() {
+        events.push(compact_event(e, i, at).map_err(|msg| json!(format!("events[{i}]: {msg}")))?);
+    }
+
+    let batch = serde_json::to_value(evaluate(&rules, &events, at)).map_err(|e| json!(e.to_string()))?;
+    let mut scorer = Scorer::new(rules.clone());
+    let changes: Vec<_> = events.iter().filter_map(|e| scorer.apply(e)).collect();
+    let forward = serde_json::to_value(scorer.score(at)).map_err(|e| json!(e.to_string()))?;
+    let mut reversed = Scorer::new(rules);
+    for e in events.iter().rev() {
+        reversed.apply(e);
+    }
+    let backward = serde_json::to_value(reversed.score(at)).map_err(|e| json!(e.to_string()))?;
+    if batch != forward || batch != backward {
+        return Err(
+            json!({ "batch_and_incremental_differ": { "batch": batch, "scorer": forward, "scorer_reversed": backward } }),
+        );
+    }
+    // The cheap accessors agree with the full report.
+    if scorer.tier(at) != batch.get("tier").and_then(Value::as_str).unwrap_or_default()
+        || serde_json::to_value(scorer.total(at)).ok().as_ref() != batch.get("score")
+    {
+        return Err(json!("Scorer::tier/total disagree with Scorer::score"));
+    }
+
+    let fields: Vec<String> = match input.get("report") {
+        None => ["score", "engagement", "fit", "tier"].map(String::from).to_vec(),
+        Some(_) => crate::vectors::field(input, "report")?,
+    };
+    let mut out = Map::new();
+    for f in fields {
+        let value = if f == "changes" {
+            json!(changes)
+        } else {
+            batch.get(&f).cloned().ok_or_else(|| json!(format!("no field `{f}` in a score")))?
+        };
+        out.insert(f, value);
+    }
+    Ok(Value::Object(out))
+}
+
+fn compact_event(e: &Value, index: usize, now: Timestamp) -> Result<Event, String> {
+    let limits = Limits { max_age_ms: i64::MAX, max_future_ms: i64::MAX, ..Limits::DEFAULT };
+    let parse = |raw: &Value| Event::parse(raw, &limits, now).map_err(|e| e.to_string());
+    if let Some(raw) = e.get("segment") {
+        return parse(raw);
+    }
+    let at = e.get("at").and_then(Value::as_str).ok_or("`at` is required")?;
+    let id = match e.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        _ => format!("00000000-0000-4000-8000-{index:012x}"),
+    };
+    // Built as maps, not by indexing a Value (which panics on a non-object).
+    let mut raw = Map::new();
+    raw.insert("messageId".into(), json!(id));
+    raw.insert("timestamp".into(), json!(at));
+    raw.insert("anonymousId".into(), json!("visitor-1"));
+    let mut stamp = Map::new();
+    for purpose in ["analytics", "personalization", "marketing"] {
+        stamp.insert(purpose.into(), json!(true));
+    }
+    stamp.insert("policy".into(), json!(crate::consent::POLICY_VERSION));
+    match e.get("consent") {
+        None => {
+            raw.insert("consent".into(), Value::Object(stamp));
+        }
+        Some(Value::Bool(false)) => {}
+        Some(Value::Object(over)) => {
+            stamp.extend(over.clone());
+            raw.insert("consent".into(), Value::Object(stamp));
+        }
+        Some(_) => return Err("`consent` must be false or an object".into()),
+    }
+    let mut set = |k: &str, v: Value| raw.insert(k.into(), v);
+    if let Some(name) = e.get("event") {
+        set("type", json!("track"));
+        set("event", name.clone());
+        if let Some(el) = e.get("element") {
+            set("properties", json!({ "mf_element": el }));
+        }
+    } else if let Some(path) = e.get("page") {
+        set("type", json!("page"));
+        set("context", json!({ "page": { "path": path } }));
+    } else if let Some(url) = e.get("url") {
+        set("type", json!("page"));
+        set("context", json!({ "page": { "url": url } }));
+    } else if let Some(traits) = e.get("identify") {
+        set("type", json!("identify"));
+        set("traits", traits.clone());
+    } else {
+        return Err("needs one of event, page, url, identify, segment".into());
+    }
+    parse(&Value::Object(raw))
+}
