@@ -29,6 +29,16 @@ enum Command {
     Rules(rules::Args),
 }
 
+/// Writes one line of output. A closed pipe (`microfunnel … | head`) is not
+/// an error worth a panic: the reader has what it wanted.
+pub fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -24,17 +24,17 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     match args.command {
         Command::Check { file } => match parse(&file)? {
             Ok(rules) => {
-                println!(
+                crate::emit(&format!(
                     "{}: ok (version {}, {} actions, tiers {})",
                     file.display(),
                     rules.version(),
                     rules.action_ids().count(),
                     rules.tier_ids().collect::<Vec<_>>().join(", ")
-                );
+                ))?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                println!("{}", describe(&file, &e));
+                crate::emit(&describe(&file, &e))?;
                 Ok(ExitCode::FAILURE)
             }
         },

@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     }
     let score = evaluate(&rules, &events, at);
     let out = serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?;
-    println!("{out}");
+    crate::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
