@@ -1,5 +1,63 @@
-//! `cargo xtask size` (arrives with the browser and edge work).
+//! `cargo xtask size`: the browser size budget. Gzip (`gzip -9`) of the
+//! loader, the wasm-bindgen glue and the wasm as served from `www/`; fails
+//! above budget: loader ≤ 1.5 KB, loader + glue + wasm ≤ 25 KB.
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    Err("not available yet".into())
+use crate::util::root;
+use std::path::Path;
+use std::process::Command;
+
+pub const LOADER_BUDGET: u64 = 1536;
+pub const TOTAL_BUDGET: u64 = 25 * 1024;
+
+const FILES: [(&str, &str); 3] =
+    [("loader", "www/mf.js"), ("glue", "www/pkg/microfunnel.js"), ("wasm", "www/pkg/microfunnel_bg.wasm")];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if !args.iter().any(|a| a == "--no-build") {
+        crate::build::browser()?;
+    }
+    let report = check()?;
+    println!("{report}");
+    Ok(())
+}
+
+fn gzip_len(path: &Path) -> Result<(u64, u64), String> {
+    let raw = std::fs::metadata(path).map_err(|e| format!("{}: {e} (run `cargo xtask build`)", path.display()))?.len();
+    let out =
+        Command::new("gzip").args(["-9", "-c"]).arg(path).output().map_err(|e| format!("cannot run gzip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("gzip failed on {}", path.display()));
+    }
+    Ok((raw, out.stdout.len() as u64))
+}
+
+fn kb(n: u64) -> String {
+    format!("{:.2} KB", n as f64 / 1024.0)
+}
+
+/// Measures the built files; `Ok(table)` within budget, `Err(table + why)` above.
+pub fn check() -> Result<String, String> {
+    let root = root();
+    let mut table = String::from("browser size (gzip -9)\n");
+    table.push_str(&format!("  {:<8} {:>10} {:>10}  {}\n", "part", "raw", "gzip", "file"));
+    let mut total = 0;
+    let mut loader = 0;
+    for (name, file) in FILES {
+        let (raw, gz) = gzip_len(&root.join(file))?;
+        total += gz;
+        if name == "loader" {
+            loader = gz;
+        }
+        table.push_str(&format!("  {:<8} {:>10} {:>10}  {file}\n", name, kb(raw), kb(gz)));
+    }
+    table.push_str(&format!("  {:<8} {:>10} {:>10}\n", "total", "", kb(total)));
+    table.push_str(&format!("  budget: loader ≤ {}, total ≤ {}", kb(LOADER_BUDGET), kb(TOTAL_BUDGET)));
+    let mut over = Vec::new();
+    if loader > LOADER_BUDGET {
+        over.push(format!("loader {} > {}", kb(loader), kb(LOADER_BUDGET)));
+    }
+    if total > TOTAL_BUDGET {
+        over.push(format!("total {} > {}", kb(total), kb(TOTAL_BUDGET)));
+    }
+    if over.is_empty() { Ok(table) } else { Err(format!("{table}\nover budget: {}", over.join("; "))) }
 }

@@ -1,0 +1,239 @@
+//! Transport: Segment-spec batches to `POST {api}/v1/batch`, as `text/plain`
+//! (a "simple" request: no CORS preflight, and beacons are allowed).
+//!
+//! Batching by count (10) and time (2 s); `sendBeacon` on page hide within
+//! 64 KB per request; retries with exponential backoff and jitter honouring
+//! `Retry-After`; a queue persisted in localStorage (only with analytics
+//! consent — the caller guarantees it), capped in count and bytes, with a
+//! TTL, keyed by site; if storage throws, the queue simply lives in memory.
+//! Every event carries a random `messageId`, so a retry the edge already
+//! accepted is de-duplicated there.
+
+use crate::app::{self, App};
+use crate::js;
+use microfunnel_core::{Purpose, Timestamp};
+use wasm_bindgen::JsValue;
+
+const BATCH_COUNT: usize = 10;
+const BATCH_DELAY_MS: f64 = 2000.0;
+const MAX_QUEUE: usize = 500;
+const MAX_QUEUE_BYTES: usize = 256 * 1024;
+/// Below the 64 KB beacon / keepalive limit, with room for the envelope.
+const MAX_BODY: usize = 60 * 1024;
+const TTL_MS: i64 = 7 * Timestamp::MILLIS_PER_DAY;
+const MAX_BACKOFF_MS: f64 = 60_000.0;
+
+#[derive(Default)]
+pub struct Outbox {
+    /// Events (JSON text) not yet sent.
+    queue: Vec<String>,
+    /// Events of the request in flight (put back in front on failure).
+    inflight: Vec<String>,
+    busy: bool,
+    timer: bool,
+    failures: u32,
+}
+
+impl Outbox {
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.inflight.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len() + self.inflight.len()
+    }
+}
+
+fn url(app: &App) -> String {
+    let mut u = app.api.trim_end_matches('/').to_owned();
+    u.push_str("/v1/batch");
+    u
+}
+
+pub fn push(app: &mut App, event: String) {
+    if !app.consent.allows(Purpose::Analytics) {
+        return;
+    }
+    app.out.queue.push(event);
+    cap(&mut app.out.queue);
+    persist(app);
+    if app.out.queue.len() >= BATCH_COUNT {
+        flush(app);
+    } else {
+        schedule(app, BATCH_DELAY_MS);
+    }
+}
+
+fn cap(q: &mut Vec<String>) {
+    let mut bytes: usize = q.iter().map(String::len).sum();
+    while q.len() > MAX_QUEUE || bytes > MAX_QUEUE_BYTES {
+        if q.is_empty() {
+            break;
+        }
+        bytes = bytes.saturating_sub(q.remove(0).len());
+    }
+}
+
+fn schedule(app: &mut App, ms: f64) {
+    if app.out.timer {
+        return;
+    }
+    app.out.timer = true;
+    js::timeout(ms, |_| {
+        app::with(|a| {
+            a.out.timer = false;
+            flush(a);
+        });
+    });
+}
+
+/// Takes events from the front of `queue` up to the count and byte limits.
+fn take(queue: &mut Vec<String>, max_count: usize) -> Vec<String> {
+    let mut size = 0;
+    let mut n = 0;
+    for e in queue.iter() {
+        if n >= max_count || (n > 0 && size + e.len() + 1 > MAX_BODY) {
+            break;
+        }
+        size += e.len() + 1;
+        n += 1;
+    }
+    queue.drain(..n).collect()
+}
+
+/// `{site, batch, sentAt}`: the edge's envelope.
+fn body(site: &str, events: &[String]) -> String {
+    let mut b = String::from("{\"site\":");
+    b.push_str(&js::stringify(&js::s(site)).unwrap_or_else(|| "\"\"".into()));
+    b.push_str(",\"batch\":[");
+    b.push_str(&events.join(","));
+    b.push_str("],\"sentAt\":\"");
+    b.push_str(&js::iso(js::now()));
+    b.push_str("\"}");
+    b
+}
+
+pub fn flush(app: &mut App) {
+    if app.out.busy || app.out.queue.is_empty() || !app.consent.allows(Purpose::Analytics) {
+        return;
+    }
+    let batch = take(&mut app.out.queue, 50);
+    let init = js::obj();
+    js::set(&init, "method", &js::s("POST"));
+    js::set(&init, "body", &js::s(&body(&app.site, &batch)));
+    js::set(&init, "keepalive", &JsValue::TRUE);
+    js::set(&init, "credentials", &js::s("omit"));
+    let headers = js::obj();
+    js::set(&headers, "content-type", &js::s("text/plain"));
+    js::set(&init, "headers", &headers);
+    app.out.inflight = batch;
+    app.out.busy = true;
+    let p = js::call(&js::global(), "fetch", &[&js::s(&url(app)), &init]);
+    if p.is_undefined() {
+        app.out.busy = false;
+        let back = std::mem::take(&mut app.out.inflight);
+        app.out.queue.splice(0..0, back);
+        return;
+    }
+    let ok = js::func(|resp| {
+        let status = js::get(&resp, "status").as_f64().unwrap_or(0.0);
+        let retry = js::call(&js::get(&resp, "headers"), "get", &[&js::s("retry-after")]).as_string();
+        app::with(|a| done(a, status, retry));
+    });
+    let err = js::func(|_| {
+        app::with(|a| done(a, 0.0, None));
+    });
+    js::call(&p, "then", &[&ok, &err]);
+}
+
+fn done(app: &mut App, status: f64, retry_after: Option<String>) {
+    app.out.busy = false;
+    let retryable = status == 0.0 || status == 429.0 || status >= 500.0;
+    if retryable && app.consent.allows(Purpose::Analytics) {
+        let back = std::mem::take(&mut app.out.inflight);
+        app.out.queue.splice(0..0, back);
+        app.out.failures = app.out.failures.saturating_add(1);
+        let exp = 1000.0 * f64::from(1u32 << app.out.failures.min(6));
+        let jitter = 0.5 + js_sys::Math::random();
+        let wait = retry_after
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .map_or((exp * jitter).min(MAX_BACKOFF_MS), |s| (s * 1000.0).clamp(0.0, 3_600_000.0));
+        persist(app);
+        schedule(app, wait);
+    } else {
+        // Accepted, or rejected for good (4xx): either way it is done.
+        app.out.inflight.clear();
+        app.out.failures = 0;
+        persist(app);
+        flush(app);
+    }
+}
+
+/// The page is going away: hand what is queued to `sendBeacon` (fetch
+/// keepalive as fallback). Offline, it stays in the persisted queue for the
+/// next page instead.
+pub fn beacon(app: &mut App) {
+    if !app.consent.allows(Purpose::Analytics) || app.out.queue.is_empty() {
+        return;
+    }
+    if js::get(&js::g("navigator"), "onLine").as_bool() == Some(false) {
+        persist(app);
+        return;
+    }
+    let url = js::s(&url(app));
+    while !app.out.queue.is_empty() {
+        let batch = take(&mut app.out.queue, usize::MAX);
+        let b = js::s(&body(&app.site, &batch));
+        let sent = js::call(&js::g("navigator"), "sendBeacon", &[&url, &b]).as_bool() == Some(true);
+        if !sent {
+            app.out.queue.splice(0..0, batch);
+            break;
+        }
+    }
+    persist(app);
+}
+
+fn persist(app: &App) {
+    if !app.consent.allows(Purpose::Analytics) {
+        return;
+    }
+    let k = app::key(app, "q");
+    if app.out.len() == 0 {
+        js::store_del("localStorage", &k);
+        return;
+    }
+    let mut text = String::from("[");
+    let all: Vec<&str> = app.out.inflight.iter().chain(app.out.queue.iter()).map(String::as_str).collect();
+    text.push_str(&all.join(","));
+    text.push(']');
+    js::store_set("localStorage", &k, &text);
+}
+
+/// Loads the persisted queue (analytics just granted), dropping expired events.
+pub fn restore(app: &mut App) {
+    let Some(text) = js::store_get("localStorage", &app::key(app, "q")) else { return };
+    let arr = js::parse(&text);
+    let now = js::now() as i64;
+    let mut restored = Vec::new();
+    let Ok(arr) = wasm_bindgen::JsCast::dyn_into::<js_sys::Array>(arr) else { return };
+    for item in arr.iter() {
+        let fresh = js::get_str(&item, "timestamp")
+            .and_then(|t| Timestamp::parse(&t).ok())
+            .is_some_and(|t| now - t.millis() <= TTL_MS);
+        if fresh && let Some(t) = js::stringify(&item) {
+            restored.push(t);
+        }
+    }
+    app.out.queue.splice(0..0, restored);
+    cap(&mut app.out.queue);
+    if !app.out.queue.is_empty() {
+        schedule(app, 0.0);
+    }
+}
+
+/// Back online: try now rather than waiting out the backoff.
+pub fn online(app: &mut App) {
+    app.out.failures = 0;
+    flush(app);
+}
