@@ -1,10 +1,12 @@
 //! `cargo xtask dev [--port N]`: bootstrap, build, apply local migrations and
 //! run `wrangler dev` on 127.0.0.1 (demo at `/`, collector under `/v1/`,
-//! `GET /health`). State persists under `.wrangler/state`. Ctrl-C stops it.
+//! `GET /health`). State persists under `.wrangler/state`, with the demo site
+//! seeded. The admin endpoints take `$MICROFUNNEL_ADMIN_TOKEN` (default
+//! `dev-admin-token`, printed at start). Ctrl-C stops it.
 
 use crate::build::{self, Mode};
 use crate::util::root;
-use crate::wrangler::{Dev, migrate};
+use crate::wrangler::{Dev, migrate, seed_demo};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut port = 8787u16;
@@ -21,7 +23,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     build::all(Mode::Production)?;
     let persist = root().join(".wrangler/state");
     migrate(None, &persist)?;
-    println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /health  ·  Ctrl-C to stop\n");
-    let mut dev = Dev::start(None, port, &persist, None)?;
+    seed_demo(None, &persist)?;
+    let token = std::env::var("MICROFUNNEL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = token.as_deref().unwrap_or("dev-admin-token");
+    println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /health  ·  Ctrl-C to stop");
+    println!("admin token (reports, sites, privacy): {token}\n");
+    // Local only: the demo is served by the collector itself, on whatever port.
+    let vars = [("ADMIN_TOKEN", token), ("LOOPBACK_ORIGINS", "allow")];
+    let mut dev = Dev::start(None, port, &persist, None, &vars)?;
     dev.wait()
 }

@@ -9,7 +9,7 @@
 
 use crate::build::{self, Mode};
 use crate::util::{cargo, describe, node_bin, root, tool_env};
-use crate::wrangler::{Dev, free_port, migrate, wrangler};
+use crate::wrangler::{Dev, free_port, migrate, seed_demo, wrangler};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -223,9 +223,9 @@ fn e2e(tally: &mut Tally) {
     let state = root.join("target/e2e/state");
     let _ = std::fs::remove_dir_all(&state);
     let started = Instant::now();
-    let migrated = migrate(Some("test"), &state);
+    let migrated = migrate(Some("test"), &state).and_then(|()| seed_demo(Some("test"), &state));
     let migrated_ok = migrated.is_ok();
-    check(tally, "D1 migrations (local, test env)", migrated, started);
+    check(tally, "D1 migrations and demo seed (local, test env)", migrated, started);
     if !migrated_ok {
         return;
     }
@@ -235,7 +235,7 @@ fn e2e(tally: &mut Tally) {
         Ok(p) => p,
         Err(e) => return check(tally, "wrangler dev (test env)", Err(e), started),
     };
-    let mut dev = match Dev::start(Some("test"), port, &state, Some(&log)) {
+    let mut dev = match Dev::start(Some("test"), port, &state, Some(&log), &[]) {
         Ok(d) => d,
         Err(e) => return check(tally, "wrangler dev (test env)", Err(e), started),
     };

@@ -26,6 +26,16 @@ pub fn migrate(env: Option<&str>, persist: &Path) -> Result<(), String> {
     run(cmd.stdin(Stdio::null()))
 }
 
+/// Seeds the demo site (`migrations/seed/demo.sql`, idempotent) after the migrations.
+pub fn seed_demo(env: Option<&str>, persist: &Path) -> Result<(), String> {
+    let mut cmd = wrangler();
+    cmd.args(["d1", "execute", "DB", "--local", "--file", "migrations/seed/demo.sql", "--persist-to"]).arg(persist);
+    if let Some(e) = env {
+        cmd.args(["--env", e]);
+    }
+    run(cmd.stdin(Stdio::null()))
+}
+
 /// A running `wrangler dev`; dropped → stopped with everything it started.
 pub struct Dev {
     child: Child,
@@ -38,12 +48,22 @@ impl Dev {
     /// process gets its own process group, so dropping `Dev` stops workerd
     /// too; without (interactive `cargo xtask dev`), it shares the terminal's
     /// group so Ctrl-C reaches it directly.
-    pub fn start(env: Option<&str>, port: u16, persist: &Path, log: Option<&Path>) -> Result<Dev, String> {
+    /// `vars` are `--var NAME:VALUE` bindings for this run only.
+    pub fn start(
+        env: Option<&str>,
+        port: u16,
+        persist: &Path,
+        log: Option<&Path>,
+        vars: &[(&str, &str)],
+    ) -> Result<Dev, String> {
         let mut cmd = wrangler();
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(persist)
             .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
             .stdin(Stdio::null());
+        for (name, value) in vars {
+            cmd.arg("--var").arg(format!("{name}:{value}"));
+        }
         if let Some(e) = env {
             cmd.args(["--env", e]);
         }

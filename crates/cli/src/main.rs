@@ -1,5 +1,6 @@
 //! `microfunnel`: the command line over `microfunnel-core` — attribution on
-//! exported journeys, lead scoring of event files, rule-file checks.
+//! exported journeys, lead scoring of event files, rule-file checks, site
+//! creation on a running collector.
 //!
 //! What it must never do: hold domain logic of its own. It reads files, calls
 //! the core and prints; a credit or a score computed here would drift from the
@@ -8,6 +9,7 @@
 mod attribute;
 mod rules;
 mod score;
+mod site;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     Score(score::Args),
     /// Rule-file tools.
     Rules(rules::Args),
+    /// Site administration on a running collector.
+    Site(site::Args),
 }
 
 /// Writes one line of output. A closed pipe (`microfunnel … | head`) is not
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Attribute(args) => attribute::run(args),
         Command::Score(args) => score::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Site(args) => site::run(args),
     };
     match result {
         Ok(code) => code,

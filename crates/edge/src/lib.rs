@@ -7,18 +7,73 @@
 //! This file is the routing table; handlers live in modules named for the
 //! resource they serve.
 
+mod auth;
+mod body;
+mod bots;
+mod config;
+mod conversions;
+mod cors;
+mod cron;
 mod errors;
+mod events;
 mod health;
+mod ingest;
+mod ratelimit;
+mod reports;
 mod site;
+mod sites;
+mod spend;
+mod subjects;
 #[cfg(feature = "test-routes")]
 mod test_routes;
+mod visitor;
+mod webhooks;
 
-use worker::{Context, Env, Request, Response, Result, Router, event};
+pub use visitor::Visitor;
+
+use worker::{Context, Env, Request, Response, Result, Router, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let router = Router::new().get_async("/", site::demo_home).get_async("/health", health::get);
+    let router = Router::new()
+        .get_async("/", site::demo_home)
+        .get_async("/health", health::get)
+        .post_async("/v1/batch", ingest::batch)
+        .options_async("/v1/batch", cors::preflight)
+        .post_async("/v1/events", events::post)
+        .post_async("/v1/sites", sites::create)
+        .post_async("/v1/spend", spend::post)
+        .get_async("/v1/sites/:site", sites::get)
+        .get_async("/v1/sites/:site/config", config::get)
+        .options_async("/v1/sites/:site/config", cors::preflight)
+        .get_async("/v1/subjects/:id", subjects::export)
+        .delete_async("/v1/subjects/:id", subjects::erase)
+        .get_async("/v1/subjects/:id/score", subjects::score)
+        .get_async("/v1/reports/attribution", reports::attribution)
+        .get_async("/v1/reports/kpis", reports::kpis)
+        .get_async("/v1/reports/paths", reports::paths)
+        .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]
-    let router = router.post_async("/__test/vectors", test_routes::vectors);
-    router.or_else_any_method("/*rest", |_, _| errors::not_found()).run(req, env).await
+    let router =
+        router.post_async("/__test/vectors", test_routes::vectors).post_async("/__test/cron", test_routes::cron);
+    let result = router.or_else_any_method("/*rest", |_, _| errors::not_found()).run(req, env).await;
+    match result {
+        // The router's own 405 is plain text: give it the error shape.
+        Ok(resp) if resp.status_code() == 405 => {
+            errors::error(405, "method_not_allowed", "this route does not accept that method")
+        }
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            worker::console_error!("unhandled: {e}");
+            errors::error(500, "internal", "internal error")
+        }
+    }
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match cron::purge(&env).await {
+        Ok(report) => worker::console_log!("cron purge: {report}"),
+        Err(e) => worker::console_error!("cron purge failed: {}", e.message),
+    }
 }

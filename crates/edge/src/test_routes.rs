@@ -15,3 +15,9 @@ pub async fn vectors(mut req: Request, _ctx: RouteContext<()>) -> Result<Respons
         Err(e) => error(400, "bad_vector_file", &e),
     }
 }
+
+/// `POST /__test/cron`: runs the daily purge now (wrangler dev has no clock
+/// to fast-forward).
+pub async fn cron(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    crate::errors::reply(crate::cron::purge(&ctx.env).await.and_then(|v| Ok(Response::from_json(&v)?)))
+}

@@ -1,0 +1,57 @@
+//! CORS for the browser endpoints: a response carries
+//! `Access-Control-Allow-Origin` only for an origin the site lists. The
+//! browser sends `text/plain` batches (a simple request, no preflight), but a
+//! preflight is answered too.
+
+use crate::errors::{ApiError, ApiResult, reply};
+use crate::sites::Site;
+use worker::{Env, Request, Response, Result, RouteContext};
+
+pub fn origin(req: &Request) -> Option<String> {
+    req.headers().get("Origin").ok().flatten().filter(|o| !o.is_empty())
+}
+
+pub fn apply(resp: Response, origin: Option<&str>, site: Option<&Site>) -> Result<Response> {
+    let h = resp.headers();
+    h.set("Vary", "Origin")?;
+    if let (Some(o), Some(s)) = (origin, site)
+        && s.allows_origin(o)
+    {
+        h.set("Access-Control-Allow-Origin", o)?;
+        h.set("Access-Control-Expose-Headers", "Retry-After, ETag")?;
+    }
+    Ok(resp)
+}
+
+/// `OPTIONS /v1/batch?site=…` (or without `site`: any site listing the origin).
+pub async fn preflight(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(preflight_inner(&req, &ctx.env).await)
+}
+
+async fn preflight_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let Some(origin) = origin(req) else {
+        return Err(ApiError::bad_request("not_a_preflight", "a preflight carries an Origin header"));
+    };
+    let query_site = req.url()?.query_pairs().find(|(k, _)| k == "site").map(|(_, v)| v.into_owned());
+    let allowed = match query_site {
+        Some(id) => Site::load(env, &id).await?.allows_origin(&origin),
+        None => env
+            .d1("DB")?
+            .prepare("SELECT 1 AS ok FROM sites, json_each(sites.origins) WHERE json_each.value = ?1 LIMIT 1")
+            .bind(&[origin.as_str().into()])?
+            .first::<serde_json::Value>(None)
+            .await?
+            .is_some(),
+    };
+    if !allowed {
+        return Err(ApiError::new(403, "origin_not_allowed", format!("origin {origin} is not allowed")));
+    }
+    let resp = Response::empty()?.with_status(204);
+    let h = resp.headers();
+    h.set("Access-Control-Allow-Origin", &origin)?;
+    h.set("Access-Control-Allow-Methods", "POST, OPTIONS")?;
+    h.set("Access-Control-Allow-Headers", "Content-Type")?;
+    h.set("Access-Control-Max-Age", "86400")?;
+    h.set("Vary", "Origin")?;
+    Ok(resp)
+}

@@ -1,0 +1,80 @@
+//! `POST /v1/events`: server and offline events (a CRM, a phone system, a
+//! trade-show scanner). Authenticated per site by its server key
+//! (`Authorization: Bearer`, compared as SHA-256 digests in constant time) or
+//! by a signature, `X-MF-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+//! "<t>.<body>" under the site's signing secret>` within five minutes. These
+//! events may declare their channel; `identify`/`alias` stitch identities.
+
+use crate::auth::{bearer, constant_time_eq, hex, hmac_sha256, sha256_hex};
+use crate::body;
+use crate::errors::{ApiError, ApiResult, reply};
+use crate::ingest::{Source, ingest, take_events};
+use crate::ratelimit;
+use crate::sites::{Site, now_ms};
+use serde_json::Value;
+use worker::{Env, Request, Response, Result, RouteContext};
+
+const SIGNATURE_TOLERANCE_S: i64 = 300;
+
+pub async fn post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(inner(req, &ctx.env).await)
+}
+
+async fn inner(mut req: Request, env: &Env) -> ApiResult<Response> {
+    body::check_json_media_type(&req)?;
+    let text = body::read_limited(&mut req, body::MAX_BODY).await?;
+    let value = body::parse_json(&text)?;
+    let Value::Object(mut envelope) = value else {
+        return Err(ApiError::bad_request("invalid_batch", "the body must be a JSON object {site, batch}"));
+    };
+    let site_id = match envelope.remove("site") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(ApiError::bad_request("invalid_batch", "site: must be a string")),
+        None => return Err(ApiError::bad_request("invalid_batch", "site: is required")),
+    };
+    let site = Site::load(env, &site_id).await?;
+    authenticate(&req, &site, &text)?;
+    if let Some(k) = envelope.keys().find(|k| !matches!(k.as_str(), "batch" | "sentAt")) {
+        return Err(ApiError::bad_request("invalid_batch", format!("{k}: unknown field")));
+    }
+    let events = take_events(envelope.remove("batch"))?;
+    ratelimit::check(env, &req, &site, events.len()).await?;
+    ingest(env, &site, events, Source::Server, "").await?.into_response()
+}
+
+fn authenticate(req: &Request, site: &Site, body: &str) -> ApiResult<()> {
+    if site.secret_hash.is_empty() {
+        return Err(ApiError::new(403, "forbidden", "this site has no server key"));
+    }
+    if let Some(token) = bearer(req) {
+        return if constant_time_eq(sha256_hex(token.as_bytes()).as_bytes(), site.secret_hash.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(403, "forbidden", "the server key is not valid for this site"))
+        };
+    }
+    if let Some(sig) = req.headers().get("X-MF-Signature").ok().flatten() {
+        let mut t = None;
+        let mut v1 = None;
+        for part in sig.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", x)) => t = x.parse::<i64>().ok(),
+                Some(("v1", x)) => v1 = Some(x.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        let (Some(t), Some(v1)) = (t, v1) else {
+            return Err(ApiError::new(401, "unauthorized", "X-MF-Signature: expected t=<unix seconds>,v1=<hex>"));
+        };
+        if (now_ms() / 1000 - t).abs() > SIGNATURE_TOLERANCE_S {
+            return Err(ApiError::new(403, "forbidden", "X-MF-Signature: the timestamp is more than 5 minutes off"));
+        }
+        let expected = hex(&hmac_sha256(site.signing_secret.as_bytes(), format!("{t}.{body}").as_bytes()));
+        return if !site.signing_secret.is_empty() && constant_time_eq(expected.as_bytes(), v1.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(403, "forbidden", "X-MF-Signature: the signature does not match"))
+        };
+    }
+    Err(ApiError::new(401, "unauthorized", "send Authorization: Bearer <server key> or X-MF-Signature"))
+}

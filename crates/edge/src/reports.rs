@@ -1,0 +1,548 @@
+//! Reports (admin token; `?site=` names the site): attribution per model with
+//! the Markov and Shapley aggregates fitted by the core on the path table,
+//! KPIs (per channel with CPA/ROAS from uploaded spend, funnel, AQS, time to
+//! attribute p50/p99), top paths, and leads by tier.
+//! JSON by default, CSV with `Accept: text/csv`.
+
+use crate::auth::require_admin;
+use crate::errors::{ApiError, ApiResult, reply};
+use crate::sites::{Site, js_num};
+use microfunnel_core::Timestamp;
+use microfunnel_core::attribution::PathTable;
+use microfunnel_core::attribution::markov::{self, MarkovOptions};
+use microfunnel_core::attribution::metrics::{self, AqsInputs, Kpi, KpiInput};
+use microfunnel_core::attribution::shapley::{SetCounts, ShapleyOptions};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use worker::{Env, Request, Response, Result, RouteContext};
+
+struct Query {
+    site: Site,
+    from: i64,
+    to: i64,
+    params: Vec<(String, String)>,
+    csv: bool,
+}
+
+impl Query {
+    fn param(&self, key: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+async fn query(req: &Request, env: &Env) -> ApiResult<Query> {
+    require_admin(req, env)?;
+    let params: Vec<(String, String)> =
+        req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let Some(site_id) = get("site") else {
+        return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
+    };
+    let site = Site::load(env, &site_id).await?;
+    let time = |k: &str, default: i64| -> ApiResult<i64> {
+        match get(k) {
+            None => Ok(default),
+            Some(t) => Timestamp::parse(&t)
+                .map(Timestamp::millis)
+                .map_err(|rule| ApiError::bad_request("invalid_query", format!("{k}: {rule}"))),
+        }
+    };
+    let from = time("from", 0)?;
+    let to = time("to", i64::from(i32::MAX) * 1_000_000)?;
+    let csv = req.headers().get("Accept").ok().flatten().is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"));
+    Ok(Query { site, from, to, params, csv })
+}
+
+/// One CSV cell: quoted when needed; a leading `= + - @` is neutralised so a
+/// spreadsheet does not run it as a formula.
+fn cell(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        // Whole numbers print without a fraction (D1 hands back f64s).
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let s = if s.starts_with(['=', '+', '@']) || (s.starts_with('-') && s.parse::<f64>().is_err()) {
+        format!("'{s}")
+    } else {
+        s
+    };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+fn csv_response(header: &[&str], rows: &[Vec<Value>]) -> ApiResult<Response> {
+    let mut out = header.join(",");
+    out.push_str("\r\n");
+    for row in rows {
+        out.push_str(&row.iter().map(cell).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    let resp = Response::ok(out)?;
+    resp.headers().set("Content-Type", "text/csv; charset=utf-8")?;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct CreditRow {
+    model: String,
+    channel: String,
+    conversions: f64,
+    value_minor: f64,
+}
+
+#[derive(Deserialize)]
+struct PathRowDb {
+    path: String,
+    conversions: f64,
+    value_minor: f64,
+    nulls: f64,
+}
+
+async fn path_rows(env: &Env, site: &str, limit: i64) -> ApiResult<Vec<PathRowDb>> {
+    Ok(env
+        .d1("DB")?
+        .prepare(
+            "SELECT path, conversions, value_minor, nulls FROM paths WHERE site_id = ?1 \
+             ORDER BY conversions DESC, path LIMIT ?2",
+        )
+        .bind(&[site.into(), js_num(limit)])?
+        .all()
+        .await?
+        .results()?)
+}
+
+/// `GET /v1/reports/attribution?site=&from=&to=`.
+pub async fn attribution(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(attribution_inner(&req, &ctx.env).await)
+}
+
+async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env).await?;
+    let rows: Vec<CreditRow> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT c.model AS model, c.channel AS channel, SUM(c.share) AS conversions, SUM(c.credit_minor) AS value_minor \
+             FROM credits c JOIN conversions v ON v.site_id = c.site_id AND v.message_id = c.message_id \
+             WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 GROUP BY c.model, c.channel ORDER BY c.model, c.channel",
+        )
+        .bind(&[q.site.id.as_str().into(), js_num(q.from), js_num(q.to)])?
+        .all()
+        .await?
+        .results()?;
+    // Data-driven models over the whole path table (it has no time axis).
+    let mut table = PathTable::new();
+    for p in path_rows(env, &q.site.id, 10_000).await? {
+        let steps: Vec<&str> = p.path.split(crate::conversions::PATH_SEPARATOR).collect();
+        let _ = table.push_names(&steps, p.conversions, p.value_minor, p.nulls, None);
+    }
+    let markov = markov::fit(&table, &MarkovOptions::default());
+    let shapley = SetCounts::from_table(&table).shapley(&table.channels, &ShapleyOptions::default());
+    if q.csv {
+        let mut out: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|r| vec![json!(r.model), json!(r.channel), json!(r.conversions), json!(r.value_minor)])
+            .collect();
+        if let Ok(m) = &markov {
+            out.extend(
+                m.channels
+                    .iter()
+                    .map(|c| vec![json!("markov"), json!(c.channel), json!(c.conversions), json!(c.value)]),
+            );
+        }
+        if let Ok(s) = &shapley {
+            out.extend(
+                s.channels
+                    .iter()
+                    .map(|c| vec![json!("shapley"), json!(c.channel), json!(c.conversions), json!(c.value)]),
+            );
+        }
+        return csv_response(&["model", "channel", "conversions", "value_minor"], &out);
+    }
+    let mut models = serde_json::Map::new();
+    for r in &rows {
+        let list = models.entry(r.model.clone()).or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({"channel": r.channel, "conversions": r.conversions, "value_minor": r.value_minor}));
+        }
+    }
+    let fitted = |r: std::result::Result<Value, String>| match r {
+        Ok(v) => v,
+        Err(e) => json!({"error": e}),
+    };
+    let body = json!({
+        "site": q.site.id,
+        "models": models,
+        "markov": fitted(markov.map(|m| json!(m)).map_err(|e| e.to_string())),
+        "shapley": fitted(shapley.map(|s| json!(s)).map_err(|e| e.to_string())),
+    });
+    Ok(Response::from_json(&body)?)
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+/// `GET /v1/reports/kpis?site=&from=&to=&model=`: totals, TTA p50/p99, tiers,
+/// per-channel KPIs (sessions, conversions and value credited by `model` —
+/// default `last` —, conversion rate, CPA and ROAS from uploaded spend), the
+/// funnel (visited → engaged → qualified → converted, with pass-through
+/// rates) and the attribution quality score (AQS). CSV: the totals as
+/// `metric,value`, or one row per channel with `view=channels`.
+pub async fn kpis(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(kpis_inner(&req, &ctx.env).await)
+}
+
+/// A data-driven result rests on at least this many journeys (AQS support).
+const AQS_MIN_JOURNEYS: f64 = 100.0;
+
+fn rows_of(results: &[worker::D1Result], i: usize) -> ApiResult<Vec<Value>> {
+    Ok(match results.get(i) {
+        Some(r) => r.results::<Value>()?,
+        None => Vec::new(),
+    })
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env).await?;
+    let model = q.param("model").unwrap_or("last").to_owned();
+    let names: Vec<&str> = crate::conversions::models().iter().map(|m| m.name()).collect();
+    if !names.contains(&model.as_str()) {
+        return Err(ApiError::bad_request("invalid_query", format!("model: one of {}", names.join(", "))));
+    }
+    let db = env.d1("DB")?;
+    let site = q.site.id.as_str();
+    let range = [site.into(), js_num(q.from), js_num(q.to)];
+    let results = db
+        .batch(vec![
+            db.prepare(
+                "SELECT COUNT(*) AS events, COUNT(DISTINCT visitor_id) AS visitors FROM events \
+                 WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3",
+            )
+            .bind(&range)?,
+            db.prepare(
+                "SELECT COUNT(*) AS conversions, COALESCE(SUM(value_minor), 0) AS value_minor, \
+                 COUNT(DISTINCT visitor_id) AS converted FROM conversions WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3",
+            )
+            .bind(&range)?,
+            db.prepare(
+                "SELECT tta_ms FROM conversions WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY tta_ms LIMIT 100000",
+            )
+            .bind(&range)?,
+            db.prepare("SELECT tier, COUNT(*) AS n FROM visitors WHERE site_id = ?1 GROUP BY tier ORDER BY tier")
+                .bind(&[site.into()])?,
+            db.prepare(
+                "SELECT COUNT(*) AS sessions, COALESCE(AVG(events), 0) AS events_per_session FROM sessions \
+                 WHERE site_id = ?1 AND started_at >= ?2 AND started_at < ?3",
+            )
+            .bind(&range)?,
+            // 5: sessions per channel.
+            db.prepare(
+                "SELECT COALESCE(channel, 'Unassigned') AS channel, COUNT(*) AS n FROM sessions \
+                 WHERE site_id = ?1 AND started_at >= ?2 AND started_at < ?3 GROUP BY 1",
+            )
+            .bind(&range)?,
+            // 6: credits per channel under the chosen model.
+            db.prepare(
+                "SELECT c.channel AS channel, SUM(c.share) AS conversions, SUM(c.credit_minor) AS value_minor \
+                 FROM credits c JOIN conversions v ON v.site_id = c.site_id AND v.message_id = c.message_id \
+                 WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 AND c.model = ?4 GROUP BY c.channel",
+            )
+            .bind(&[site.into(), js_num(q.from), js_num(q.to), model.as_str().into()])?,
+            // 7: spend per channel, by the day it was spent.
+            db.prepare(
+                "SELECT channel, SUM(amount_minor) AS spend_minor FROM spend \
+                 WHERE site_id = ?1 AND day_ms >= ?2 AND day_ms < ?3 GROUP BY channel",
+            )
+            .bind(&range)?,
+            // 8: engaged visitors (two events or more in the window).
+            db.prepare(
+                "SELECT COUNT(*) AS n FROM (SELECT visitor_id FROM events WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 \
+                 GROUP BY visitor_id HAVING COUNT(*) >= 2)",
+            )
+            .bind(&range)?,
+            // 9: qualified visitors (tier warm or above, seen in the window).
+            db.prepare(
+                "SELECT COUNT(*) AS n FROM visitors WHERE site_id = ?1 AND last_seen >= ?2 AND first_seen < ?3 \
+                 AND tier IN ('warm', 'hot', 'very_hot')",
+            )
+            .bind(&range)?,
+            // 10: conversions' paths and whether their visitor is identified (AQS).
+            db.prepare(
+                "SELECT v.path AS path, EXISTS (SELECT 1 FROM identities i WHERE i.site_id = v.site_id \
+                 AND i.visitor_id = v.visitor_id AND i.kind <> 'anonymous') AS identified \
+                 FROM conversions v WHERE v.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 LIMIT 100000",
+            )
+            .bind(&range)?,
+            // 11: journeys behind the data-driven models.
+            db.prepare("SELECT COALESCE(SUM(conversions + nulls), 0) AS n FROM paths WHERE site_id = ?1")
+                .bind(&[site.into()])?,
+        ])
+        .await?;
+    let first = |i: usize| -> ApiResult<Value> { Ok(rows_of(&results, i)?.into_iter().next().unwrap_or(Value::Null)) };
+    let events = first(0)?;
+    let conv = first(1)?;
+    let tta: Vec<f64> = rows_of(&results, 2)?.iter().filter_map(|v| v.get("tta_ms").and_then(Value::as_f64)).collect();
+    let tiers = rows_of(&results, 3)?;
+    let sessions = first(4)?;
+    let n_visitors = num(&events, "visitors");
+    let n_conv = num(&conv, "conversions");
+
+    // Per channel: the union of channels with sessions, credit or spend.
+    let mut channels: std::collections::BTreeMap<String, KpiInput> = std::collections::BTreeMap::new();
+    fn entry<'a>(channels: &'a mut std::collections::BTreeMap<String, KpiInput>, name: &str) -> &'a mut KpiInput {
+        channels.entry(name.to_owned()).or_insert_with(|| KpiInput {
+            channel: name.to_owned(),
+            conversions: 0.0,
+            value: 0.0,
+            sessions: Some(0.0),
+            spend: None,
+        })
+    }
+    for r in rows_of(&results, 5)? {
+        entry(&mut channels, r.get("channel").and_then(Value::as_str).unwrap_or("Unassigned")).sessions =
+            Some(num(&r, "n"));
+    }
+    for r in rows_of(&results, 6)? {
+        let e = entry(&mut channels, r.get("channel").and_then(Value::as_str).unwrap_or("Unassigned"));
+        e.conversions = num(&r, "conversions");
+        e.value = num(&r, "value_minor");
+    }
+    for r in rows_of(&results, 7)? {
+        entry(&mut channels, r.get("channel").and_then(Value::as_str).unwrap_or("Unassigned")).spend =
+            Some(num(&r, "spend_minor"));
+    }
+    let per_channel: Vec<Kpi> = channels.values().map(metrics::kpi).collect();
+
+    let engaged = num(&first(8)?, "n");
+    let qualified = num(&first(9)?, "n");
+    let converted = num(&conv, "converted");
+    let rate = |a: f64, b: f64| if b > 0.0 { Some(a / b) } else { None };
+    let funnel = json!([
+        {"stage": "visited", "visitors": n_visitors},
+        {"stage": "engaged", "visitors": engaged, "pass_through": rate(engaged, n_visitors)},
+        {"stage": "qualified", "visitors": qualified, "pass_through": rate(qualified, engaged)},
+        {"stage": "converted", "visitors": converted, "pass_through": rate(converted, qualified)},
+    ]);
+
+    // AQS. Touches are the stored journeys' steps; the visitor's object builds
+    // a journey in time order within the lookback, so every stored touch is
+    // temporally consistent by construction.
+    let mut inputs = AqsInputs {
+        conversions: 0,
+        identified_conversions: 0,
+        touches: 0,
+        classified_touches: 0,
+        consistent_touches: 0,
+        journeys: num(&first(11)?, "n"),
+        min_journeys: AQS_MIN_JOURNEYS,
+    };
+    for r in rows_of(&results, 10)? {
+        inputs.conversions += 1;
+        inputs.identified_conversions += u64::from(num(&r, "identified") > 0.0);
+        for step in r.get("path").and_then(Value::as_str).unwrap_or("").split(crate::conversions::PATH_SEPARATOR) {
+            if !step.is_empty() {
+                inputs.touches += 1;
+                inputs.classified_touches += u64::from(step != "Unassigned");
+            }
+        }
+    }
+    inputs.consistent_touches = inputs.touches;
+    let aqs = metrics::aqs(&inputs);
+
+    let body = json!({
+        "site": site,
+        "model": model,
+        "events": events.get("events"),
+        "visitors": events.get("visitors"),
+        "sessions": sessions.get("sessions"),
+        "events_per_session": sessions.get("events_per_session"),
+        "conversions": conv.get("conversions"),
+        "value_minor": conv.get("value_minor"),
+        "conversion_rate": if n_visitors > 0.0 { n_conv / n_visitors } else { 0.0 },
+        "tta_ms": {"p50": percentile(&tta, 50.0), "p99": percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
+        "tiers": tiers,
+        "channels": per_channel,
+        "funnel": funnel,
+        "aqs": aqs,
+    });
+    if q.csv && q.param("view") == Some("channels") {
+        let rows: Vec<Vec<Value>> = per_channel
+            .iter()
+            .map(|k| {
+                let input = channels.get(&k.channel);
+                vec![
+                    json!(k.channel),
+                    json!(input.and_then(|c| c.sessions)),
+                    json!(k.conversions),
+                    json!(k.value),
+                    json!(k.conversion_rate),
+                    json!(input.and_then(|c| c.spend)),
+                    json!(k.cpa),
+                    json!(k.roas),
+                ]
+            })
+            .collect();
+        return csv_response(
+            &[
+                "channel",
+                "sessions",
+                "conversions",
+                "value_minor",
+                "conversion_rate",
+                "spend_minor",
+                "cpa_minor",
+                "roas",
+            ],
+            &rows,
+        );
+    }
+    if q.csv {
+        let flat = [
+            ("events", body.get("events")),
+            ("visitors", body.get("visitors")),
+            ("sessions", body.get("sessions")),
+            ("conversions", body.get("conversions")),
+            ("value_minor", body.get("value_minor")),
+            ("conversion_rate", body.get("conversion_rate")),
+            ("tta_ms_p50", body.pointer("/tta_ms/p50")),
+            ("tta_ms_p99", body.pointer("/tta_ms/p99")),
+            ("aqs", body.pointer("/aqs/score")),
+        ];
+        let rows: Vec<Vec<Value>> =
+            flat.iter().map(|(k, v)| vec![json!(k), v.cloned().unwrap_or(Value::Null)]).collect();
+        return csv_response(&["metric", "value"], &rows);
+    }
+    Ok(Response::from_json(&body)?)
+}
+
+fn limit(q: &Query, default: i64, max: i64) -> ApiResult<i64> {
+    match q.param("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("limit: 1 to {max}"))),
+    }
+}
+
+/// `GET /v1/reports/paths?site=&from=&to=&limit=`: top converting paths (all time, the
+/// Markov/Shapley input) and the fastest converting sequences in the window;
+/// CSV of either with `view=fastest`.
+pub async fn paths(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(paths_inner(&req, &ctx.env).await)
+}
+
+async fn paths_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env).await?;
+    let n = limit(&q, 100, 1000)?;
+    let rows = path_rows(env, &q.site.id, n).await?;
+    // Fastest converting sequences: time from the journey's first touch to
+    // the conversion, per path, over the window.
+    let fastest: Vec<FastRow> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT path, COUNT(*) AS conversions, AVG(ts - first_touch_ts) AS avg_ms, MIN(ts - first_touch_ts) AS min_ms \
+             FROM conversions WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 AND first_touch_ts IS NOT NULL \
+             GROUP BY path ORDER BY avg_ms, path LIMIT ?4",
+        )
+        .bind(&[q.site.id.as_str().into(), js_num(q.from), js_num(q.to), js_num(n)])?
+        .all()
+        .await?
+        .results()?;
+    if q.csv && q.param("view") == Some("fastest") {
+        let out: Vec<Vec<Value>> = fastest
+            .iter()
+            .map(|f| vec![json!(f.path), json!(f.conversions), json!(f.avg_ms), json!(f.min_ms)])
+            .collect();
+        return csv_response(&["path", "conversions", "avg_ms_to_convert", "min_ms_to_convert"], &out);
+    }
+    if q.csv {
+        let out: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|p| vec![json!(p.path), json!(p.conversions), json!(p.value_minor), json!(p.nulls)])
+            .collect();
+        return csv_response(&["path", "conversions", "value_minor", "nulls"], &out);
+    }
+    let paths: Vec<Value> = rows
+        .iter()
+        .map(|p| json!({"path": p.path, "conversions": p.conversions, "value_minor": p.value_minor, "nulls": p.nulls}))
+        .collect();
+    let fastest: Vec<Value> = fastest
+        .iter()
+        .map(|f| json!({"path": f.path, "conversions": f.conversions, "avg_ms_to_convert": f.avg_ms, "min_ms_to_convert": f.min_ms}))
+        .collect();
+    Ok(Response::from_json(&json!({"site": q.site.id, "paths": paths, "fastest": fastest}))?)
+}
+
+#[derive(Deserialize)]
+struct FastRow {
+    path: String,
+    conversions: f64,
+    avg_ms: f64,
+    min_ms: f64,
+}
+
+/// `GET /v1/leads?site=&tier=&limit=`: visitors by score, highest first (the
+/// score as of the visitor's last event).
+pub async fn leads(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(leads_inner(&req, &ctx.env).await)
+}
+
+async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env).await?;
+    let rules = q.site.config.rules();
+    let tier = q.param("tier").map(str::to_owned);
+    if let Some(t) = &tier
+        && !rules.tier_ids().any(|id| id == t)
+    {
+        let known: Vec<&str> = rules.tier_ids().collect();
+        return Err(ApiError::bad_request("invalid_query", format!("tier: one of {}", known.join(", "))));
+    }
+    let rows: Vec<Value> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT visitor_id, user_id, score_milli / 1000.0 AS score, tier, rules_version, first_seen, last_seen, events, \
+             drivers FROM visitors WHERE site_id = ?1 AND (?2 IS NULL OR tier = ?2) ORDER BY score_milli DESC, visitor_id LIMIT ?3",
+        )
+        .bind(&[
+            q.site.id.as_str().into(),
+            tier.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
+            js_num(limit(&q, 100, 1000)?),
+        ])?
+        .all()
+        .await?
+        .results()?;
+    if q.csv {
+        let cols =
+            ["visitor_id", "user_id", "score", "tier", "rules_version", "first_seen", "last_seen", "events", "drivers"];
+        let out: Vec<Vec<Value>> =
+            rows.iter().map(|r| cols.iter().map(|c| r.get(*c).cloned().unwrap_or(Value::Null)).collect()).collect();
+        return csv_response(&cols, &out);
+    }
+    // `drivers` is stored as JSON text: hand it back as JSON.
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|mut r| {
+            let parsed = r.get("drivers").and_then(Value::as_str).and_then(|t| serde_json::from_str::<Value>(t).ok());
+            if let Some(obj) = r.as_object_mut() {
+                obj.insert("drivers".into(), parsed.unwrap_or_else(|| json!([])));
+            }
+            r
+        })
+        .collect();
+    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "leads": rows}))?)
+}

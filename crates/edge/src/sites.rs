@@ -1,0 +1,385 @@
+//! Sites: `POST /v1/sites` (admin) creates one with its origins, rules,
+//! conversion definitions, keys and webhook URLs; [`Site::load`] reads one for
+//! every other endpoint. The site's configuration is validated by the core
+//! when it is written, so reading it back cannot fail on a rule.
+
+use crate::auth;
+use crate::body;
+use crate::errors::{ApiError, ApiResult, reply};
+use microfunnel_core::ChannelRules;
+use microfunnel_core::consent::MinimisePolicy;
+use microfunnel_core::scoring::Rules;
+use microfunnel_core::url::SanitiseRules;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
+
+/// A conversion definition: a `track` event name and where its value is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionDef {
+    pub event: String,
+    /// The property holding the value in major units (e.g. `value: 49.90`).
+    #[serde(default)]
+    pub value_property: Option<String>,
+    /// Used when the event carries no value (minor units).
+    #[serde(default)]
+    pub default_value_minor: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    pub cookieless_pageviews: bool,
+    pub respect_dnt: bool,
+    pub sanitise: Value,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig { cookieless_pageviews: false, respect_dnt: true, sanitise: json!({}) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Batches per minute from one (hashed) IP.
+    pub ip_per_minute: i64,
+    /// Events per minute for the whole site.
+    pub site_per_minute: i64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits { ip_per_minute: 120, site_per_minute: 12_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionConfig {
+    /// A journey with no touch and no conversion for this long is closed as
+    /// a non-converting path (`nulls` of the Markov and Shapley inputs).
+    pub journey_timeout_hours: f64,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig { journey_timeout_hours: 720.0 }
+    }
+}
+
+/// What an admin configures; stored as JSON in `sites.config`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// A scoring rule document (`None`: the core's default rules).
+    pub rules: Option<Value>,
+    /// CTA variants per tier, passed through to the browser.
+    pub cta: Value,
+    pub consent: ConsentConfig,
+    /// `ChannelRules` (overrides, internal hosts).
+    pub channels: Value,
+    pub conversions: Vec<ConversionDef>,
+    pub limits: RateLimits,
+    pub attribution: AttributionConfig,
+}
+
+impl SiteConfig {
+    pub fn rules(&self) -> Rules {
+        self.rules.as_ref().and_then(|r| Rules::from_json_value(r).ok()).unwrap_or_else(Rules::default_rules)
+    }
+
+    pub fn minimise_policy(&self) -> MinimisePolicy {
+        MinimisePolicy {
+            cookieless_pageviews: self.consent.cookieless_pageviews,
+            sanitise: serde_json::from_value::<SanitiseRules>(self.consent.sanitise.clone()).unwrap_or_default(),
+        }
+    }
+
+    pub fn channel_rules(&self) -> ChannelRules {
+        if self.channels.is_null() {
+            return ChannelRules::default();
+        }
+        serde_json::from_value(self.channels.clone()).unwrap_or_default()
+    }
+
+    /// Checks everything the core will later rely on.
+    fn validate(&self) -> ApiResult<()> {
+        let bad = |m: String| Err(ApiError::bad_request("invalid_config", m));
+        if let Some(r) = &self.rules
+            && let Err(e) = Rules::from_json_value(r)
+        {
+            return bad(format!("rules: {e}"));
+        }
+        if let Err(e) = serde_json::from_value::<SanitiseRules>(self.consent.sanitise.clone()) {
+            return bad(format!("consent.sanitise: {e}"));
+        }
+        if !self.channels.is_null()
+            && let Err(e) = serde_json::from_value::<ChannelRules>(self.channels.clone())
+        {
+            return bad(format!("channels: {e}"));
+        }
+        if self.conversions.len() > 20 {
+            return bad("conversions: at most 20".into());
+        }
+        for (i, c) in self.conversions.iter().enumerate() {
+            if c.event.trim().is_empty() || c.event.len() > 256 {
+                return bad(format!("conversions[{i}].event: must be 1 to 256 bytes"));
+            }
+            if c.default_value_minor < 0 {
+                return bad(format!("conversions[{i}].default_value_minor: must not be negative"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.limits.ip_per_minute)
+            || !(1..=10_000_000).contains(&self.limits.site_per_minute)
+        {
+            return bad("limits: out of range".into());
+        }
+        let t = self.attribution.journey_timeout_hours;
+        if !(t.is_finite() && t > 0.0 && t <= 8760.0) {
+            return bad("attribution.journey_timeout_hours: more than 0, at most 8760".into());
+        }
+        Ok(())
+    }
+}
+
+/// A site as stored.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub origins: Vec<String>,
+    pub secret_hash: String,
+    pub signing_secret: String,
+    pub config: SiteConfig,
+    pub webhooks: Vec<String>,
+    pub retention_days: i64,
+    pub updated_at: i64,
+    /// `LOOPBACK_ORIGINS = "allow"` (the test environment only): any
+    /// `http://127.0.0.1:*` / `http://localhost:*` origin is allowed too, so
+    /// a local page on whatever port the harness picked can send.
+    pub loopback_ok: bool,
+}
+
+impl Site {
+    /// The site as an admin reads it back: everything but its secrets.
+    pub fn public_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "origins": self.origins,
+            "retention_days": self.retention_days,
+            "webhooks": self.webhooks,
+            "updated_at": self.updated_at,
+            "config": self.config,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct SiteRow {
+    id: String,
+    name: String,
+    origins: String,
+    secret_hash: String,
+    signing_secret: String,
+    config: String,
+    webhooks: String,
+    retention_days: i64,
+    updated_at: i64,
+}
+
+impl Site {
+    pub async fn load(env: &Env, id: &str) -> ApiResult<Site> {
+        if !valid_site_id(id) {
+            return Err(ApiError::new(404, "unknown_site", "no such site"));
+        }
+        let db = env.d1("DB")?;
+        let row: Option<SiteRow> = db
+            .prepare(
+                "SELECT id, name, origins, secret_hash, signing_secret, config, webhooks, retention_days, updated_at \
+                 FROM sites WHERE id = ?1",
+            )
+            .bind(&[id.into()])?
+            .first(None)
+            .await?;
+        let Some(row) = row else {
+            return Err(ApiError::new(404, "unknown_site", format!("no site `{id}`")));
+        };
+        Ok(Site {
+            id: row.id,
+            name: row.name,
+            origins: serde_json::from_str(&row.origins).unwrap_or_default(),
+            secret_hash: row.secret_hash,
+            signing_secret: row.signing_secret,
+            config: serde_json::from_str(&row.config).unwrap_or_default(),
+            webhooks: serde_json::from_str(&row.webhooks).unwrap_or_default(),
+            retention_days: row.retention_days,
+            updated_at: row.updated_at,
+            loopback_ok: env.var("LOOPBACK_ORIGINS").is_ok_and(|v| v.to_string() == "allow"),
+        })
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) || (self.loopback_ok && is_loopback(origin))
+    }
+}
+
+fn is_loopback(origin: &str) -> bool {
+    ["http://127.0.0.1:", "http://localhost:"].iter().any(|p| {
+        origin.strip_prefix(p).is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+pub fn valid_site_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// `scheme://host[:port]`, nothing else (an Origin header's shape).
+fn valid_origin(o: &str) -> bool {
+    let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && o.len() <= 255
+            && r.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    })
+}
+
+fn valid_webhook(u: &str) -> bool {
+    let Ok(url) = worker::Url::parse(u) else { return false };
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1"));
+    u.len() <= 2048 && (url.scheme() == "https" || (url.scheme() == "http" && local))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSite {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    origins: Vec<String>,
+    #[serde(default)]
+    retention_days: Option<i64>,
+    #[serde(default)]
+    webhooks: Vec<String>,
+    // `SiteConfig`'s fields, at the top level of the body.
+    #[serde(default)]
+    rules: Option<Value>,
+    #[serde(default)]
+    cta: Option<Value>,
+    #[serde(default)]
+    consent: Option<ConsentConfig>,
+    #[serde(default)]
+    channels: Option<Value>,
+    #[serde(default)]
+    conversions: Option<Vec<ConversionDef>>,
+    #[serde(default)]
+    limits: Option<RateLimits>,
+    #[serde(default)]
+    attribution: Option<AttributionConfig>,
+}
+
+/// `POST /v1/sites` (admin): creates a site; answers its keys once.
+pub async fn create(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(create_inner(req, ctx.env).await)
+}
+
+async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
+    auth::require_admin(&req, &env)?;
+    let text = body::read_limited(&mut req, body::MAX_BODY).await?;
+    let value: Value = body::parse_json(&text)?;
+    let input: CreateSite =
+        serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
+    if !valid_site_id(&input.id) {
+        return Err(ApiError::bad_request(
+            "invalid_site",
+            "id: 1 to 64 characters of a-z, 0-9, - and _, starting with a letter or digit",
+        ));
+    }
+    if input.origins.is_empty() || input.origins.len() > 20 || !input.origins.iter().all(|o| valid_origin(o)) {
+        return Err(ApiError::bad_request("invalid_site", "origins: 1 to 20 origins like https://example.com"));
+    }
+    if input.webhooks.len() > 5 || !input.webhooks.iter().all(|u| valid_webhook(u)) {
+        return Err(ApiError::bad_request(
+            "invalid_site",
+            "webhooks: at most 5 https URLs (http only to localhost/127.0.0.1)",
+        ));
+    }
+    let retention = input.retention_days.unwrap_or(395);
+    if !(1..=3650).contains(&retention) {
+        return Err(ApiError::bad_request("invalid_site", "retention_days: 1 to 3650"));
+    }
+    let config = SiteConfig {
+        rules: input.rules,
+        cta: input.cta.unwrap_or(Value::Null),
+        consent: input.consent.unwrap_or_default(),
+        channels: input.channels.unwrap_or(Value::Null),
+        conversions: input.conversions.unwrap_or_default(),
+        limits: input.limits.unwrap_or_default(),
+        attribution: input.attribution.unwrap_or_default(),
+    };
+    config.validate()?;
+    let server_key = format!("mfsk_{}", auth::random_hex(2)?);
+    let signing_secret = format!("mfss_{}", auth::random_hex(2)?);
+    let now = now_ms();
+    let name = input.name.unwrap_or_else(|| input.id.clone());
+    let db = env.d1("DB")?;
+    let result = db
+        .prepare(
+            "INSERT INTO sites (id, name, origins, created_at, secret_hash, signing_secret, config, webhooks, \
+             retention_days, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(&[
+            input.id.as_str().into(),
+            name.as_str().into(),
+            serde_json::to_string(&input.origins)?.into(),
+            js_num(now),
+            auth::sha256_hex(server_key.as_bytes()).into(),
+            signing_secret.as_str().into(),
+            serde_json::to_string(&config)?.into(),
+            serde_json::to_string(&input.webhooks)?.into(),
+            js_num(retention),
+        ])?
+        .run()
+        .await?;
+    let changes = result.meta()?.and_then(|m| m.changes).unwrap_or(0);
+    if changes == 0 {
+        return Err(ApiError::new(409, "site_exists", format!("site `{}` already exists", input.id)));
+    }
+    let body = json!({
+        "id": input.id,
+        "name": name,
+        "origins": input.origins,
+        "retention_days": retention,
+        "webhooks": input.webhooks,
+        "server_key": server_key,
+        "signing_secret": signing_secret,
+    });
+    Ok(Response::from_json(&body)?.with_status(201))
+}
+
+/// `GET /v1/sites/{site}` (admin).
+pub async fn get(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = ctx.param("site").cloned().unwrap_or_default();
+    reply(get_inner(&req, &ctx.env, &id).await)
+}
+
+async fn get_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    auth::require_admin(req, env)?;
+    Ok(Response::from_json(&Site::load(env, id).await?.public_json())?)
+}
+
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// D1 binds numbers as JS numbers (f64): exact below 2^53.
+pub fn js_num(n: i64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}

@@ -1,0 +1,183 @@
+//! Privacy rights (admin token; `?site=` names the site): `GET
+//! /v1/subjects/{id}` exports everything held about a subject, `GET
+//! /v1/subjects/{id}/score` explains their score, `DELETE /v1/subjects/{id}`
+//! erases them from every table and from their Durable Objects.
+//!
+//! A subject id is an anonymousId, a userId, a visitor id, or `email:<address>`
+//! (matched by its SHA-256). It resolves to every visitor linked to it.
+
+use crate::auth::{require_admin, sha256_hex};
+use crate::errors::{ApiError, ApiResult, reply};
+use crate::sites::Site;
+use crate::visitor;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use worker::{D1Database, Env, Request, Response, Result, RouteContext};
+
+/// Tables holding rows about a visitor, and the column naming it.
+const VISITOR_TABLES: &[&str] = &["visitors", "sessions", "identities", "conversions", "credits", "webhook_deliveries"];
+
+struct Subject {
+    site: Site,
+    /// The id as given, and the ids linked to it.
+    ids: Vec<String>,
+    visitors: Vec<String>,
+}
+
+async fn resolve(req: &Request, env: &Env, raw_id: &str) -> ApiResult<Subject> {
+    require_admin(req, env)?;
+    let site_id = req.url()?.query_pairs().find(|(k, _)| k == "site").map(|(_, v)| v.into_owned());
+    let Some(site_id) = site_id else {
+        return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
+    };
+    let site = Site::load(env, &site_id).await?;
+    if raw_id.is_empty() || raw_id.len() > 320 {
+        return Err(ApiError::bad_request("invalid_subject", "the subject id must be 1 to 320 bytes"));
+    }
+    let id = match raw_id.strip_prefix("email:") {
+        Some(email) => sha256_hex(email.trim().to_lowercase().as_bytes()),
+        None => raw_id.to_owned(),
+    };
+    let db = env.d1("DB")?;
+    #[derive(Deserialize)]
+    struct V {
+        visitor_id: String,
+    }
+    let visitors: Vec<V> = db
+        .prepare(
+            "SELECT visitor_id FROM identities WHERE site_id = ?1 AND value = ?2 \
+             UNION SELECT visitor_id FROM visitors WHERE site_id = ?1 AND (visitor_id = ?2 OR user_id = ?2) \
+             UNION SELECT visitor_id FROM events WHERE site_id = ?1 AND visitor_id IS NOT NULL \
+               AND (visitor_id = ?2 OR anonymous_id = ?2 OR user_id = ?2)",
+        )
+        .bind(&[site.id.as_str().into(), id.as_str().into()])?
+        .all()
+        .await?
+        .results()?;
+    let visitors: Vec<String> = visitors.into_iter().map(|v| v.visitor_id).collect();
+    if visitors.is_empty() {
+        return Err(ApiError::new(404, "subject_not_found", "nothing is held about this subject on this site"));
+    }
+    let mut ids = linked_ids(&db, &site.id, &visitors).await?;
+    ids.push(id);
+    ids.extend(visitors.iter().cloned());
+    ids.sort();
+    ids.dedup();
+    Ok(Subject { site, ids, visitors })
+}
+
+async fn linked_ids(db: &D1Database, site: &str, visitors: &[String]) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct I {
+        value: String,
+    }
+    let rows: Vec<I> = db
+        .prepare("SELECT value FROM identities WHERE site_id = ?1 AND visitor_id IN (SELECT value FROM json_each(?2))")
+        .bind(&[site.into(), serde_json::to_string(visitors)?.into()])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows.into_iter().map(|r| r.value).collect())
+}
+
+fn id_param(ctx: &RouteContext<()>) -> String {
+    ctx.param("id").cloned().unwrap_or_default()
+}
+
+/// `GET /v1/subjects/{id}?site=`.
+pub async fn export(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = id_param(&ctx);
+    reply(export_inner(&req, &ctx.env, &id).await)
+}
+
+async fn export_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    let s = resolve(req, env, id).await?;
+    let db = env.d1("DB")?;
+    let ids = serde_json::to_string(&s.ids)?;
+    let vis = serde_json::to_string(&s.visitors)?;
+    let mut tables = serde_json::Map::new();
+    let events: Vec<Value> = db
+        .prepare(
+            "SELECT message_id, type, name, visitor_id, anonymous_id, user_id, channel, source, ts, received_at, payload \
+             FROM events WHERE site_id = ?1 AND (visitor_id IN (SELECT value FROM json_each(?2)) \
+             OR anonymous_id IN (SELECT value FROM json_each(?3)) OR user_id IN (SELECT value FROM json_each(?3))) \
+             ORDER BY ts",
+        )
+        .bind(&[s.site.id.as_str().into(), vis.as_str().into(), ids.as_str().into()])?
+        .all()
+        .await?
+        .results()?;
+    tables.insert("events".into(), Value::Array(events));
+    for table in VISITOR_TABLES {
+        let rows: Vec<Value> = db
+            .prepare(format!(
+                "SELECT * FROM {table} WHERE site_id = ?1 AND visitor_id IN (SELECT value FROM json_each(?2))"
+            ))
+            .bind(&[s.site.id.as_str().into(), vis.as_str().into()])?
+            .all()
+            .await?
+            .results()?;
+        tables.insert((*table).into(), Value::Array(rows));
+    }
+    let mut objects = Vec::new();
+    for v in &s.visitors {
+        objects.push(json!({"visitor": v, "state": visitor::export(env, &s.site.id, v).await?}));
+    }
+    let body = json!({"site": s.site.id, "subject": id, "ids": s.ids, "visitors": s.visitors, "tables": tables, "visitor_objects": objects});
+    Ok(Response::from_json(&body)?)
+}
+
+/// `GET /v1/subjects/{id}/score?site=`: the score with its explanation.
+pub async fn score(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = id_param(&ctx);
+    reply(score_inner(&req, &ctx.env, &id).await)
+}
+
+async fn score_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    let s = resolve(req, env, id).await?;
+    let mut scores = Vec::new();
+    for v in &s.visitors {
+        scores.push(json!({"visitor": v, "score": visitor::score(env, &s.site, v).await?}));
+    }
+    Ok(Response::from_json(&json!({"site": s.site.id, "subject": id, "scores": scores}))?)
+}
+
+/// `DELETE /v1/subjects/{id}?site=`.
+pub async fn erase(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = id_param(&ctx);
+    reply(erase_inner(&req, &ctx.env, &id).await)
+}
+
+async fn erase_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    let s = resolve(req, env, id).await?;
+    let db = env.d1("DB")?;
+    let site = s.site.id.as_str();
+    let ids = serde_json::to_string(&s.ids)?;
+    let vis = serde_json::to_string(&s.visitors)?;
+    let mut statements = vec![
+        db.prepare(
+            "DELETE FROM events WHERE site_id = ?1 AND (visitor_id IN (SELECT value FROM json_each(?2)) \
+             OR anonymous_id IN (SELECT value FROM json_each(?3)) OR user_id IN (SELECT value FROM json_each(?3)))",
+        )
+        .bind(&[site.into(), vis.as_str().into(), ids.as_str().into()])?,
+    ];
+    for table in VISITOR_TABLES {
+        statements.push(
+            db.prepare(format!(
+                "DELETE FROM {table} WHERE site_id = ?1 AND visitor_id IN (SELECT value FROM json_each(?2))"
+            ))
+            .bind(&[site.into(), vis.as_str().into()])?,
+        );
+    }
+    let results = db.batch(statements).await?;
+    let mut deleted = serde_json::Map::new();
+    for (table, r) in std::iter::once(&"events").chain(VISITOR_TABLES).zip(&results) {
+        deleted.insert((*table).into(), json!(r.meta()?.and_then(|m| m.changes).unwrap_or(0)));
+    }
+    let mut objects = 0;
+    for v in &s.visitors {
+        visitor::erase(env, site, v).await?;
+        objects += 1;
+    }
+    Ok(Response::from_json(&json!({"site": site, "subject": id, "deleted": deleted, "visitor_objects": objects}))?)
+}

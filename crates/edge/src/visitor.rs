@@ -1,0 +1,625 @@
+//! The visitor's Durable Object (SQLite storage), one per `site:visitor`:
+//! the visitor's ledger (every event, de-duplicated by `messageId`), the open
+//! journey (touches since the last conversion) and the score, computed by the
+//! core's `Scorer` over the whole ledger — across sessions, channels and
+//! offline events. Requests for one visitor run one at a time, so its score,
+//! journey and conversions are always consistent.
+//!
+//! The Worker talks to it over `fetch` with internal paths: `POST /apply`,
+//! `GET /score`, `GET /export`, `DELETE /`.
+
+use crate::conversions;
+use crate::errors::{ApiError, ApiResult};
+use crate::sites::{ConversionDef, Site, js_num, now_ms};
+use crate::webhooks;
+use microfunnel_core::scoring::{Rules, Scorer};
+use microfunnel_core::{Event, EventType, Limits, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use worker::{
+    DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
+    durable_object, wasm_bindgen::JsValue,
+};
+
+/// A new touch after this much inactivity even on the same channel (GA4's
+/// session timeout).
+const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
+
+// ---- Worker side -----------------------------------------------------------
+
+#[derive(Serialize, Deserialize)]
+struct ApplyRequest {
+    site: String,
+    visitor: String,
+    rules: Value,
+    conversions: Vec<ConversionDef>,
+    #[serde(default)]
+    webhooks: Vec<String>,
+    /// Milliseconds of inactivity after which an open journey closes as a
+    /// non-converting path.
+    #[serde(default)]
+    journey_timeout_ms: Option<i64>,
+    events: Vec<Value>,
+}
+
+fn stub(env: &Env, site: &str, visitor: &str) -> ApiResult<worker::Stub> {
+    let ns = env.durable_object("VISITOR")?;
+    Ok(ns.id_from_name(&format!("{site}:{visitor}"))?.get_stub()?)
+}
+
+async fn call(
+    env: &Env,
+    site: &str,
+    visitor: &str,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> ApiResult<Value> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(b) = body {
+        init.with_body(Some(JsValue::from_str(&b)));
+    }
+    let req = Request::new_with_init(&format!("https://visitor{path}"), &init)?;
+    let mut resp = stub(env, site, visitor)?.fetch_with_request(req).await?;
+    let status = resp.status_code();
+    let value: Value = resp.json().await?;
+    if status >= 400 {
+        worker::console_error!("visitor object {path}: {status} {value}");
+        return Err(ApiError::new(503, "unavailable", "the visitor store is unavailable; retry"));
+    }
+    Ok(value)
+}
+
+/// Hands events (`{payload, channel, received_at}`) to the visitor's object;
+/// answers `{visitor, score, tier, new}`.
+pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) -> ApiResult<Value> {
+    let body = ApplyRequest {
+        site: site.id.clone(),
+        visitor: visitor.to_owned(),
+        rules: site.config.rules().to_json(),
+        conversions: site.config.conversions.clone(),
+        webhooks: site.webhooks.clone(),
+        journey_timeout_ms: Some((site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64),
+        events,
+    };
+    call(env, &site.id, visitor, Method::Post, "/apply", Some(serde_json::to_string(&body)?)).await
+}
+
+pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
+    let body = json!({"rules": site.config.rules().to_json()});
+    call(env, &site.id, visitor, Method::Post, "/score", Some(body.to_string())).await
+}
+
+pub async fn export(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
+    call(env, site, visitor, Method::Get, "/export", None).await
+}
+
+pub async fn erase(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
+    call(env, site, visitor, Method::Delete, "/", None).await
+}
+
+// ---- The object ------------------------------------------------------------
+
+#[durable_object]
+pub struct Visitor {
+    state: State,
+    env: Env,
+    /// The scorer over the ledger, rebuilt lazily (after an eviction or a
+    /// rule change), then fed incrementally.
+    scorer: RefCell<Option<Scorer>>,
+}
+
+#[derive(Deserialize)]
+struct LedgerRow {
+    payload: String,
+    channel: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SessionRow {
+    session_id: String,
+    started_at: f64,
+    ended_at: f64,
+    events: f64,
+    channel: Option<String>,
+    landing: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TouchRow {
+    channel: String,
+    ts: f64,
+}
+
+impl DurableObject for Visitor {
+    fn new(state: State, env: Env) -> Self {
+        Visitor { state, env, scorer: RefCell::new(None) }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.run_alarm().await {
+            worker::console_error!("visitor alarm: {}", e.message);
+        }
+        Response::ok("")
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let result = match (req.method(), req.path().as_str()) {
+            (Method::Post, "/apply") => match req.json::<ApplyRequest>().await {
+                Ok(body) => self.apply(body).await,
+                Err(e) => Err(ApiError::bad_request("invalid_apply", e.to_string())),
+            },
+            (Method::Post, "/score") => match req.json::<Value>().await {
+                Ok(body) => self.score(body.get("rules").unwrap_or(&Value::Null)),
+                Err(e) => Err(ApiError::bad_request("invalid_score", e.to_string())),
+            },
+            (Method::Get, "/export") => self.export(),
+            (Method::Delete, "/") => self.erase().await,
+            _ => Err(ApiError::new(404, "not_found", "no such visitor route")),
+        };
+        crate::errors::reply(result.and_then(|v| Ok(Response::from_json(&v)?)))
+    }
+}
+
+fn ledger_limits() -> Limits {
+    // Stored events were validated on arrival; re-reading them must not
+    // depend on how old they are now.
+    Limits { max_age_ms: i64::MAX / 4, max_future_ms: i64::MAX / 4, ..Limits::DEFAULT }
+}
+
+fn now_ts() -> ApiResult<Timestamp> {
+    Timestamp::from_millis(now_ms()).ok_or_else(|| ApiError::new(500, "internal", "clock out of range"))
+}
+
+impl Visitor {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn ensure_schema(&self) -> ApiResult<()> {
+        let sql = self.sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS ledger (message_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, \
+             received_at INTEGER NOT NULL, channel TEXT, payload TEXT NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS journey (message_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, channel TEXT NOT NULL)",
+            None,
+        )?;
+        sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, \
+             ended_at INTEGER NOT NULL, events INTEGER NOT NULL, channel TEXT, landing TEXT)",
+            None,
+        )?;
+        webhooks::ensure_schema(&sql)
+    }
+
+    fn meta(&self, key: &str) -> ApiResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct M {
+            value: String,
+        }
+        let rows: Vec<M> =
+            self.sql().exec("SELECT value FROM meta WHERE key = ?", vec![SqlStorageValue::from(key)])?.to_array()?;
+        Ok(rows.into_iter().next().map(|m| m.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> ApiResult<()> {
+        self.sql().exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![SqlStorageValue::from(key), SqlStorageValue::from(value)],
+        )?;
+        Ok(())
+    }
+
+    /// When the open journey expires, if there is one.
+    fn journey_expiry(&self) -> ApiResult<Option<i64>> {
+        if self.count("journey")? == 0 {
+            return Ok(None);
+        }
+        Ok(self.meta("journey_expires_at")?.and_then(|v| v.parse().ok()))
+    }
+
+    /// One alarm serves both the webhook outbox and the journey expiry: it is
+    /// set to the earlier of the two (setting it replaces any earlier one).
+    async fn schedule(&self) -> ApiResult<()> {
+        #[derive(Deserialize)]
+        struct Next {
+            next_at: Option<f64>,
+        }
+        let rows: Vec<Next> = self.sql().exec("SELECT MIN(next_at) AS next_at FROM outbox", None)?.to_array()?;
+        let next_webhook = rows.first().and_then(|n| n.next_at).map(|t| t as i64);
+        let next = match (next_webhook, self.journey_expiry()?) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            self.state.storage().set_alarm((at - now_ms()).max(0)).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_alarm(&self) -> ApiResult<()> {
+        self.ensure_schema()?;
+        let (Some(site), Some(visitor)) = (self.meta("site")?, self.meta("visitor")?) else { return Ok(()) };
+        webhooks::deliver_due(&self.state, &self.env, &site, &visitor).await?;
+        if self.journey_expiry()?.is_some_and(|at| at <= now_ms()) {
+            // Close the journey (no await in between) and count it as a null.
+            let touches: Vec<TouchRow> =
+                self.sql().exec("SELECT channel, ts FROM journey ORDER BY ts, message_id", None)?.to_array()?;
+            self.sql().exec("DELETE FROM journey", None)?;
+            let path = touches.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>().join(conversions::PATH_SEPARATOR);
+            conversions::store_null(&self.env, &site, &path).await?;
+        }
+        self.schedule().await
+    }
+
+    fn parse_row(row: &LedgerRow, now: Timestamp) -> Option<Event> {
+        let raw: Value = serde_json::from_str(&row.payload).ok()?;
+        let mut e = Event::parse(&raw, &ledger_limits(), now).ok()?;
+        e.channel = row.channel.as_deref().and_then(|c| microfunnel_core::Channel::parse(c).ok());
+        Some(e)
+    }
+
+    fn ledger(&self, now: Timestamp) -> ApiResult<Vec<Event>> {
+        let rows: Vec<LedgerRow> =
+            self.sql().exec("SELECT payload, channel FROM ledger ORDER BY ts, message_id", None)?.to_array()?;
+        Ok(rows.iter().filter_map(|r| Self::parse_row(r, now)).collect())
+    }
+
+    /// The scorer for `rules`, rebuilt from the ledger when missing or when
+    /// the rules changed.
+    fn with_scorer<T>(&self, rules: &Rules, now: Timestamp, f: impl FnOnce(&mut Scorer) -> T) -> ApiResult<T> {
+        let mut slot = self.scorer.borrow_mut();
+        let stale = slot.as_ref().is_none_or(|s| s.rules() != rules);
+        if stale {
+            let mut s = Scorer::new(rules.clone());
+            for e in self.ledger(now)? {
+                s.apply(&e);
+            }
+            *slot = Some(s);
+        }
+        match slot.as_mut() {
+            Some(s) => Ok(f(s)),
+            None => Err(ApiError::new(500, "internal", "scorer missing")),
+        }
+    }
+
+    async fn apply(&self, body: ApplyRequest) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let sql = self.sql();
+        let now = now_ts()?;
+        let rules = Rules::from_json_value(&body.rules)
+            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
+            sql.exec(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                vec![SqlStorageValue::from(k), SqlStorageValue::from(v.as_str())],
+            )?;
+        }
+        // The scorer must exist before new rows land, or a rebuild would
+        // count them and the incremental step would count them again.
+        self.with_scorer(&rules, now, |_| ())?;
+        let mut fresh: Vec<(Event, i64)> = Vec::new();
+        for item in &body.events {
+            let payload = item.get("payload").and_then(Value::as_str).unwrap_or_default();
+            let channel = item.get("channel").and_then(Value::as_str).map(str::to_owned);
+            let received_at = item.get("received_at").and_then(Value::as_i64).unwrap_or_else(|| now.millis());
+            let row = LedgerRow { payload: payload.to_owned(), channel: channel.clone() };
+            let Some(event) = Self::parse_row(&row, now) else {
+                return Err(ApiError::bad_request("invalid_apply", "an event payload does not parse"));
+            };
+            let cursor = sql.exec(
+                "INSERT INTO ledger (message_id, ts, received_at, channel, payload) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT(message_id) DO NOTHING",
+                vec![
+                    SqlStorageValue::from(event.message_id.to_string()),
+                    SqlStorageValue::from(event.timestamp.millis()),
+                    SqlStorageValue::from(received_at),
+                    SqlStorageValue::from(channel),
+                    SqlStorageValue::from(payload),
+                ],
+            )?;
+            // Drain the cursor so the write counts are final.
+            let _ = cursor.to_array::<Value>();
+            if cursor.rows_written() > 0 {
+                fresh.push((event, received_at));
+            }
+        }
+        fresh.sort_by_key(|(e, _)| (e.timestamp, e.message_id));
+        // Everything that changes this object's state happens here, with no
+        // await in between: concurrent requests for the visitor cannot
+        // interleave inside it. The D1 writes that follow are idempotent.
+        let mut tier_changes = Vec::new();
+        let mut pending = Vec::new();
+        let mut touched_sessions: Vec<String> = Vec::new();
+        for (event, received_at) in &fresh {
+            if let Some(change) = self.with_scorer(&rules, now, |s| s.apply(event))? {
+                tier_changes.push(json!(change));
+            }
+            self.journey_step(event)?;
+            let session = self.session_step(event)?;
+            if !touched_sessions.contains(&session) {
+                touched_sessions.push(session);
+            }
+            if let Some(def) = conversion_def(&body.conversions, event) {
+                let touches: Vec<TouchRow> =
+                    sql.exec("SELECT channel, ts FROM journey ORDER BY ts, message_id", None)?.to_array()?;
+                let touches: Vec<(String, i64)> = touches.into_iter().map(|t| (t.channel, t.ts as i64)).collect();
+                pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at));
+                // The journey closes with its conversion.
+                sql.exec("DELETE FROM journey", None)?;
+            }
+        }
+        let score = self.with_scorer(&rules, now, |s| s.score(now))?;
+        let events_total = self.count("ledger")?;
+        let mut converted = Vec::new();
+        for p in pending {
+            converted.push(conversions::store(&self.env, &body.site, p).await?);
+        }
+        if !body.webhooks.is_empty() && (!tier_changes.is_empty() || !converted.is_empty()) {
+            for (i, change) in tier_changes.iter().enumerate() {
+                let id = format!("{}:{i}", fresh.first().map(|(e, _)| e.message_id.to_string()).unwrap_or_default());
+                let note = webhooks::body("tier_changed", &body.site, &body.visitor, change.clone());
+                webhooks::enqueue(&sql, &body.webhooks, &id, "tier_changed", &note)?;
+            }
+            for c in &converted {
+                let id = c.get("message_id").and_then(Value::as_str).unwrap_or_default();
+                let note = webhooks::body("conversion", &body.site, &body.visitor, c.clone());
+                webhooks::enqueue(&sql, &body.webhooks, id, "conversion", &note)?;
+            }
+        }
+        if let Some(t) = body.journey_timeout_ms {
+            self.set_meta("journey_expires_at", &(now.millis().saturating_add(t)).to_string())?;
+        }
+        self.schedule().await?;
+        let sessions = self.sessions(&touched_sessions)?;
+        self.save_summary(&body.site, &body.visitor, &score, events_total, &fresh).await?;
+        self.save_sessions(&body.site, &body.visitor, &sessions).await?;
+        Ok(json!({
+            "visitor": body.visitor,
+            "score": score.score,
+            "tier": score.tier,
+            "new": fresh.len(),
+            "tier_changes": tier_changes,
+            "conversions": converted,
+        }))
+    }
+
+    /// Journey: a touch per page view (or declared offline channel) whose
+    /// channel differs from the last touch's, or after a session gap.
+    fn journey_step(&self, event: &Event) -> ApiResult<()> {
+        let declared = event.context.channel.is_some();
+        if event.kind != EventType::Page && !declared {
+            return Ok(());
+        }
+        let Some(channel) = event.channel.as_ref().map(|c| c.name().to_owned()) else { return Ok(()) };
+        let sql = self.sql();
+        let last: Vec<TouchRow> =
+            sql.exec("SELECT channel, ts FROM journey ORDER BY ts DESC, message_id DESC LIMIT 1", None)?.to_array()?;
+        let new_touch = match last.first() {
+            None => true,
+            Some(t) => declared || t.channel != channel || event.timestamp.millis() - (t.ts as i64) >= SESSION_GAP_MS,
+        };
+        if new_touch {
+            sql.exec(
+                "INSERT INTO journey (message_id, ts, channel) VALUES (?, ?, ?) ON CONFLICT(message_id) DO NOTHING",
+                vec![
+                    SqlStorageValue::from(event.message_id.to_string()),
+                    SqlStorageValue::from(event.timestamp.millis()),
+                    SqlStorageValue::from(channel),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sessions: an event within `SESSION_GAP_MS` of the latest session
+    /// that started before it extends that session; otherwise it starts one.
+    /// Returns the session's id.
+    fn session_step(&self, event: &Event) -> ApiResult<String> {
+        let sql = self.sql();
+        let ts = event.timestamp.millis();
+        let rows: Vec<SessionRow> = sql
+            .exec(
+                "SELECT session_id, started_at, ended_at, events, channel, landing FROM sessions \
+                 WHERE started_at <= ? ORDER BY started_at DESC LIMIT 1",
+                vec![SqlStorageValue::from(ts)],
+            )?
+            .to_array()?;
+        if let Some(s) = rows.first()
+            && ts - (s.ended_at as i64) < SESSION_GAP_MS
+        {
+            sql.exec(
+                "UPDATE sessions SET ended_at = MAX(ended_at, ?), events = events + 1 WHERE session_id = ?",
+                vec![SqlStorageValue::from(ts), SqlStorageValue::from(s.session_id.as_str())],
+            )?;
+            return Ok(s.session_id.clone());
+        }
+        let id = event.message_id.to_string();
+        sql.exec(
+            "INSERT INTO sessions (session_id, started_at, ended_at, events, channel, landing) VALUES (?, ?, ?, 1, ?, ?) \
+             ON CONFLICT(session_id) DO NOTHING",
+            vec![
+                SqlStorageValue::from(id.as_str()),
+                SqlStorageValue::from(ts),
+                SqlStorageValue::from(ts),
+                SqlStorageValue::from(event.channel.as_ref().map(|c| c.name().to_owned())),
+                SqlStorageValue::from(event.context.page.path.clone()),
+            ],
+        )?;
+        Ok(id)
+    }
+
+    fn sessions(&self, ids: &[String]) -> ApiResult<Vec<SessionRow>> {
+        let mut out = Vec::new();
+        for id in ids {
+            let rows: Vec<SessionRow> = self
+                .sql()
+                .exec(
+                    "SELECT session_id, started_at, ended_at, events, channel, landing FROM sessions WHERE session_id = ?",
+                    vec![SqlStorageValue::from(id.as_str())],
+                )?
+                .to_array()?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    async fn save_sessions(&self, site: &str, visitor: &str, sessions: &[SessionRow]) -> ApiResult<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let db = self.env.d1("DB")?;
+        let mut statements = Vec::new();
+        for s in sessions {
+            statements.push(
+                db.prepare(
+                    "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, events, channel, landing) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site_id, session_id) DO UPDATE SET \
+                     ended_at = MAX(sessions.ended_at, excluded.ended_at), events = MAX(sessions.events, excluded.events)",
+                )
+                .bind(&[
+                    site.into(),
+                    s.session_id.as_str().into(),
+                    visitor.into(),
+                    JsValue::from_f64(s.started_at),
+                    JsValue::from_f64(s.ended_at),
+                    JsValue::from_f64(s.events),
+                    s.channel.as_deref().map_or(JsValue::NULL, Into::into),
+                    s.landing.as_deref().map_or(JsValue::NULL, Into::into),
+                ])?,
+            );
+        }
+        db.batch(statements).await?;
+        Ok(())
+    }
+
+    fn count(&self, table: &str) -> ApiResult<i64> {
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let rows: Vec<N> = self.sql().exec(&format!("SELECT COUNT(*) AS n FROM {table}"), None)?.to_array()?;
+        Ok(rows.first().map_or(0, |r| r.n as i64))
+    }
+
+    async fn save_summary(
+        &self,
+        site: &str,
+        visitor: &str,
+        score: &microfunnel_core::scoring::Score,
+        events: i64,
+        fresh: &[(Event, i64)],
+    ) -> ApiResult<()> {
+        let now = now_ms();
+        let first = fresh.iter().map(|(e, _)| e.timestamp.millis()).min().unwrap_or(now);
+        let last = fresh.iter().map(|(e, _)| e.timestamp.millis()).max().unwrap_or(now);
+        let user_id = fresh.iter().rev().find_map(|(e, _)| e.user_id.clone());
+        let db = self.env.d1("DB")?;
+        db.prepare(
+            "INSERT INTO visitors (site_id, visitor_id, user_id, first_seen, last_seen, events, score_milli, tier, \
+             rules_version, drivers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(site_id, visitor_id) \
+             DO UPDATE SET user_id = COALESCE(excluded.user_id, visitors.user_id), \
+             first_seen = MIN(visitors.first_seen, excluded.first_seen), \
+             last_seen = MAX(visitors.last_seen, excluded.last_seen), events = excluded.events, \
+             score_milli = excluded.score_milli, tier = excluded.tier, rules_version = excluded.rules_version, \
+             drivers = excluded.drivers WHERE excluded.events >= visitors.events",
+        )
+        .bind(&[
+            site.into(),
+            visitor.into(),
+            user_id.as_deref().map_or(JsValue::NULL, Into::into),
+            js_num(first),
+            js_num(last),
+            js_num(events),
+            js_num(score.score.milli()),
+            score.tier.as_str().into(),
+            score.rules_version.as_str().into(),
+            serde_json::to_string(&top_drivers(score))?.into(),
+        ])?
+        .run()
+        .await?;
+        Ok(())
+    }
+
+    fn score(&self, rules: &Value) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let rules =
+            Rules::from_json_value(rules).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let now = now_ts()?;
+        let score = self.with_scorer(&rules, now, |s| s.score(now))?;
+        Ok(json!(score))
+    }
+
+    fn export(&self) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let sql = self.sql();
+        let ledger: Vec<Value> = sql
+            .exec("SELECT message_id, ts, received_at, channel, payload FROM ledger ORDER BY ts", None)?
+            .to_array()?;
+        let ledger: Vec<Value> = ledger
+            .into_iter()
+            .map(|mut row| {
+                if let Some(p) = row.get("payload").and_then(Value::as_str).and_then(|p| serde_json::from_str(p).ok())
+                    && let Some(obj) = row.as_object_mut()
+                {
+                    obj.insert("payload".into(), p);
+                }
+                row
+            })
+            .collect();
+        let journey: Vec<Value> =
+            sql.exec("SELECT message_id, ts, channel FROM journey ORDER BY ts", None)?.to_array()?;
+        Ok(json!({"ledger": ledger, "journey": journey}))
+    }
+
+    async fn erase(&self) -> ApiResult<Value> {
+        let had = self.ensure_schema().and_then(|()| self.count("ledger")).unwrap_or(0);
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        *self.scorer.borrow_mut() = None;
+        Ok(json!({"erased_events": had}))
+    }
+}
+
+fn conversion_def<'a>(defs: &'a [ConversionDef], e: &Event) -> Option<&'a ConversionDef> {
+    if e.kind != EventType::Track {
+        return None;
+    }
+    let name = e.event.as_deref()?;
+    defs.iter().find(|d| d.event == name)
+}
+
+/// A lead's top drivers for the leads report: points per action (and per fit
+/// rule that still holds), largest first, at most ten. The full explanation
+/// stays in the object (`GET /v1/subjects/{id}/score`).
+fn top_drivers(score: &microfunnel_core::scoring::Score) -> Vec<Value> {
+    use microfunnel_core::scoring::Driver;
+    let mut by: Vec<(String, i64, u32)> = Vec::new();
+    let mut add = |name: &str, points: i64, count: i64| match by.iter_mut().find(|(n, _, _)| n == name) {
+        Some(e) => {
+            e.1 += points;
+            e.2 = e.2.saturating_add_signed(count as i32);
+        }
+        None => by.push((name.to_owned(), points, u32::try_from(count.max(0)).unwrap_or(0))),
+    };
+    for d in &score.drivers {
+        match d {
+            Driver::Action { action, points, .. } => add(action, *points, 1),
+            Driver::FitGranted { rule, points, .. } => add(&format!("fit.{rule}"), *points, 1),
+            Driver::FitRemoved { rule, points, .. } => add(&format!("fit.{rule}"), -*points, -1),
+            _ => {}
+        }
+    }
+    by.retain(|(_, points, count)| *points != 0 && *count > 0);
+    by.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+    by.truncate(10);
+    by.into_iter()
+        .map(|(action, points, count)| serde_json::json!({"action": action, "points": points, "count": count}))
+        .collect()
+}

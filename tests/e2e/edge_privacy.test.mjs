@@ -1,0 +1,109 @@
+// Privacy rights against the real runtime: export, score and erasure of a
+// subject (admin token), proven by scanning every D1 table afterwards, and
+// the retention purge.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { base, admin, fetch, d1All, d1, q, consent, createSite as makeSite } from './lib.mjs';
+
+const ORIGIN = 'https://clinic.example';
+const createSite = () =>
+  makeSite('p', { origins: [ORIGIN], conversions: [{ event: 'Appointment Booked', default_value_minor: 5000 }] });
+
+/** Every row of every table, as text. */
+function dumpAll() {
+  const tables = d1("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'");
+  assert.ok(tables.length >= 8, JSON.stringify(tables));
+  const rows = d1All(tables.map(({ name }) => `SELECT * FROM "${name}"`).join('; '));
+  assert.equal(rows.length, tables.length);
+  return tables.map(({ name }, i) => `${name}: ${JSON.stringify(rows[i])}`).join('\n');
+}
+
+const ev = (fields) => ({ messageId: randomUUID(), timestamp: new Date().toISOString(), consent, ...fields });
+const browser = (site, batch) =>
+  fetch(`${base}/v1/batch`, { method: 'POST', headers: { origin: ORIGIN }, body: JSON.stringify({ site, batch }) });
+
+async function populate(site, anon, user, email) {
+  const batch = [
+    ev({ type: 'page', anonymousId: anon, context: { page: { path: '/pricing', url: 'https://clinic.example/pricing?utm_source=newsletter&utm_medium=email' } } }),
+    ev({ type: 'identify', anonymousId: anon, userId: user, traits: { email } }),
+    ev({ type: 'track', event: 'Appointment Booked', anonymousId: anon, userId: user }),
+  ];
+  const res = await browser(site, batch);
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.accepted, 3);
+}
+
+test('privacy endpoints need the admin token and a site', async () => {
+  await fetch(`${base}/v1/subjects/x?site=demo`).then(async (r) => {
+    assert.equal(r.status, 401);
+    assert.equal((await r.json()).error.code, 'unauthorized');
+  });
+  const r = await fetch(`${base}/v1/subjects/x`, { headers: admin });
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).error.code, 'missing_site');
+  const site = await createSite();
+  const n = await fetch(`${base}/v1/subjects/${randomUUID()}?site=${site.id}`, { headers: admin });
+  assert.equal(n.status, 404);
+  assert.equal((await n.json()).error.code, 'subject_not_found');
+});
+
+test('export returns every row and the visitor object; erasure leaves no trace in any table or object', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const user = `user-${randomUUID().slice(0, 8)}`;
+  const email = `${randomUUID().slice(0, 8)}@example.org`;
+  const emailHash = createHash('sha256').update(email.toLowerCase()).digest('hex');
+  await populate(site.id, anon, user, email);
+  // A bystander on the same site must survive the erasure.
+  const other = randomUUID();
+  await populate(site.id, other, `user-${randomUUID().slice(0, 8)}`, `${randomUUID().slice(0, 8)}@example.org`);
+
+  const ex = await fetch(`${base}/v1/subjects/${user}?site=${site.id}`, { headers: admin });
+  const data = await ex.json();
+  assert.equal(ex.status, 200, JSON.stringify(data));
+  assert.deepEqual(data.visitors, [anon]);
+  assert.equal(data.tables.events.length, 3);
+  assert.equal(data.tables.conversions.length, 1);
+  assert.ok(data.tables.credits.length >= 6);
+  assert.ok(data.tables.identities.some((i) => i.value === emailHash));
+  assert.equal(data.visitor_objects[0].state.ledger.length, 3);
+  const byEmail = await fetch(`${base}/v1/subjects/email:${email.toUpperCase()}?site=${site.id}`, { headers: admin });
+  assert.equal(byEmail.status, 200);
+  assert.deepEqual((await byEmail.json()).visitors, [anon]);
+
+  let dump = dumpAll();
+  for (const needle of [anon, user, emailHash]) assert.ok(dump.includes(needle), `seeded ${needle}`);
+
+  const del = await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { method: 'DELETE', headers: admin });
+  const d = await del.json();
+  assert.equal(del.status, 200, JSON.stringify(d));
+  assert.equal(d.deleted.events, 3);
+  assert.equal(d.visitor_objects, 1);
+
+  dump = dumpAll();
+  for (const needle of [anon, user, emailHash, email]) assert.ok(!dump.includes(needle), `${needle} survived erasure:\n${dump}`);
+  assert.ok(dump.includes(other), 'the other visitor is untouched');
+  const gone = await fetch(`${base}/v1/subjects/${user}?site=${site.id}`, { headers: admin });
+  assert.equal(gone.status, 404);
+  // The Durable Object was emptied: the same visitor id starts from nothing.
+  const again = await browser(site.id, [ev({ type: 'page', anonymousId: anon, context: { page: { path: '/' } } })]);
+  const a = await again.json();
+  assert.equal(a.accepted, 1);
+  const [v] = d1(`SELECT events FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = ${q(anon)}`);
+  assert.equal(v.events, 1, 'the object ledger was erased');
+});
+
+test('the retention purge deletes raw events older than the site retention', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  await browser(site.id, [ev({ type: 'page', anonymousId: anon, context: { page: { path: '/' } } })]);
+  // Age the row beyond the default retention (395 days).
+  d1(`UPDATE events SET received_at = received_at - 400 * 86400000 WHERE site_id = ${q(site.id)}`);
+  const res = await fetch(`${base}/__test/cron`, { method: 'POST' });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.ok(body.events >= 1);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(site.id)}`)[0].n, 0);
+});

@@ -1,0 +1,138 @@
+// Server/offline events (POST /v1/events), identity stitching, scoring in the
+// visitor's Durable Object, and instant attribution on conversions — against
+// workerd + local D1 + SQLite-backed Durable Objects.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
+import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite } from './lib.mjs';
+
+const ORIGIN = 'https://firm.example';
+const createSite = (extra = {}) =>
+  makeSite('s', {
+    origins: [ORIGIN],
+    conversions: [{ event: 'Lead Submitted', value_property: 'value', currency: 'EUR' }],
+    ...extra,
+  });
+
+const count = (site) => d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(site)}`)[0].n;
+
+const at = (minutesAgo) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+const ev = (fields) => ({ messageId: randomUUID(), timestamp: at(0), consent, ...fields });
+
+const browser = (site, batch) =>
+  fetch(`${base}/v1/batch`, { method: 'POST', headers: { 'content-type': 'text/plain', origin: ORIGIN }, body: JSON.stringify({ site, batch }) });
+const server = (site, batch, headers = {}) =>
+  fetch(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ site, batch }) });
+const bearer = (key) => ({ authorization: `Bearer ${key}` });
+
+async function expectError(res, status, code) {
+  const body = await res.json();
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.equal(typeof body.error?.message, 'string');
+  if (code) assert.equal(body.error.code, code, JSON.stringify(body));
+  return body;
+}
+
+test('server events: Bearer server key accepted; missing → 401, wrong → 403, nothing stored', async () => {
+  const site = await createSite();
+  const batch = [ev({ type: 'track', event: 'Call Received', userId: 'crm-1', context: { channel: 'Phone' } })];
+  await expectError(await server(site.id, batch), 401, 'unauthorized');
+  await expectError(await server(site.id, batch, bearer('mfsk_wrong')), 403, 'forbidden');
+  await expectError(await server(site.id, batch, { authorization: 'Basic abc' }), 401, 'unauthorized');
+  const other = await createSite();
+  await expectError(await server(site.id, batch, bearer(other.server_key)), 403, 'forbidden');
+  await expectError(await server('nope-site', batch, bearer(site.server_key)), 404, 'unknown_site');
+  assert.equal(count(site.id), 0);
+  const ok = await server(site.id, batch, bearer(site.server_key));
+  const body = await ok.json();
+  assert.equal(ok.status, 200, JSON.stringify(body));
+  assert.equal(body.accepted, 1);
+  const [row] = d1(`SELECT source, channel FROM events WHERE site_id = ${q(site.id)}`);
+  assert.equal(row.source, 'server');
+  // Replays are duplicates here too.
+  const again = await (await server(site.id, batch, bearer(site.server_key))).json();
+  assert.equal(again.duplicates, 1);
+  assert.equal(count(site.id), 1);
+});
+
+test('server events: HMAC-SHA256 signature accepted; a bad or stale one → 403', async () => {
+  const site = await createSite();
+  const body = JSON.stringify({ site: site.id, batch: [ev({ type: 'track', event: 'Meeting Booked', userId: 'crm-2' })] });
+  const sign = (t, b = body, key = site.signing_secret) => `t=${t},v1=${createHmac('sha256', key).update(`${t}.${b}`).digest('hex')}`;
+  const post = (sig) => fetch(`${base}/v1/events`, { method: 'POST', headers: { 'x-mf-signature': sig }, body });
+  const now = Math.floor(Date.now() / 1000);
+  await expectError(await post(sign(now, body, 'mfss_wrong')), 403, 'forbidden');
+  await expectError(await post(sign(now - 3600)), 403, 'forbidden');
+  await expectError(await post('v1=abc'), 401, 'unauthorized');
+  assert.equal(count(site.id), 0);
+  const ok = await post(sign(now));
+  const r = await ok.json();
+  assert.equal(ok.status, 200, JSON.stringify(r));
+  assert.equal(r.accepted, 1);
+  assert.equal(count(site.id), 1);
+});
+
+test('identity stitching: browser visitor + server identify/alias + userId-only offline events share one ledger', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const r1 = await browser(site.id, [ev({ type: 'page', anonymousId: anon, timestamp: at(30), context: { page: { path: '/pricing', url: 'https://firm.example/pricing' } } })]);
+  assert.equal(r1.status, 200, await r1.text());
+  const identify = ev({ type: 'identify', anonymousId: anon, userId: 'user-42', timestamp: at(20), traits: { email: 'Jane@Example.com', role: 'hr director' } });
+  const r2 = await server(site.id, [identify], bearer(site.server_key));
+  assert.equal(r2.status, 200, await r2.text());
+  const alias = ev({ type: 'alias', userId: 'crm-contact-9', previousId: 'user-42', timestamp: at(15) });
+  const r3 = await server(site.id, [alias], bearer(site.server_key));
+  assert.equal(r3.status, 200, await r3.text());
+  const offline = ev({ type: 'track', event: 'Call Received', userId: 'user-42', timestamp: at(10), context: { channel: 'Phone' } });
+  const r4 = await (await server(site.id, [offline], bearer(site.server_key))).json();
+  assert.equal(r4.visitors[0].visitor, anon, 'a userId-only event lands on the stitched visitor');
+  const ids = d1(`SELECT kind, value, visitor_id FROM identities WHERE site_id = ${q(site.id)} ORDER BY kind, value`);
+  assert.ok(ids.every((i) => i.visitor_id === anon), JSON.stringify(ids));
+  const kinds = ids.map((i) => i.kind);
+  assert.ok(kinds.includes('email_sha256') && kinds.includes('user') && kinds.includes('anonymous'));
+  assert.ok(ids.some((i) => i.value === 'crm-contact-9'), 'alias links the new id');
+  const [v] = d1(`SELECT events, tier, score_milli FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = ${q(anon)}`);
+  assert.equal(v.events, 4);
+  // The subject's score, by any linked id (admin).
+  const s = await fetch(`${base}/v1/subjects/crm-contact-9/score?site=${site.id}`, { headers: bearer(ADMIN) });
+  const sb = await s.json();
+  assert.equal(s.status, 200, JSON.stringify(sb));
+  assert.equal(sb.scores[0].visitor, anon);
+  assert.ok(sb.scores[0].score.score >= 15);
+  assert.ok(Array.isArray(sb.scores[0].score.drivers));
+});
+
+test('a conversion is attributed at once under every heuristic model; credits sum to its value', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const touches = [
+    ev({ type: 'page', anonymousId: anon, timestamp: at(300), context: { page: { url: 'https://firm.example/', path: '/' }, campaign: { utm_source: 'google', utm_medium: 'cpc' } } }),
+    ev({ type: 'page', anonymousId: anon, timestamp: at(200), context: { page: { url: 'https://firm.example/blog', path: '/blog', referrer: 'https://www.facebook.com/' } } }),
+    ev({ type: 'page', anonymousId: anon, timestamp: at(100), context: { page: { url: 'https://firm.example/pricing', path: '/pricing' } } }),
+  ];
+  assert.equal((await browser(site.id, touches)).status, 200);
+  const conv = ev({ type: 'track', event: 'Lead Submitted', anonymousId: anon, timestamp: at(1), properties: { value: 120.5 } });
+  const res = await browser(site.id, [conv]);
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  const c = body.visitors[0].conversions[0];
+  assert.equal(c.value_minor, 12050);
+  assert.equal(c.path, 'Paid Search > Organic Social > Direct');
+  assert.ok(c.tta_ms >= 0);
+  for (const model of ['first', 'last', 'last-non-direct', 'linear', 'time-decay', 'position']) {
+    const credits = c.credits[model];
+    assert.ok(credits, `model ${model}: ${JSON.stringify(c.credits)}`);
+    assert.equal(Object.values(credits).reduce((a, b) => a + b, 0), 12050, model);
+  }
+  assert.equal(c.credits.first['Paid Search'], 12050);
+  assert.equal(c.credits['last-non-direct']['Organic Social'], 12050);
+  const rows = d1(`SELECT model, SUM(credit_minor) AS total FROM credits WHERE site_id = ${q(site.id)} GROUP BY model`);
+  assert.equal(rows.length, 6);
+  assert.ok(rows.every((r) => r.total === 12050));
+  const [p] = d1(`SELECT conversions, value_minor FROM paths WHERE site_id = ${q(site.id)}`);
+  assert.deepEqual(p, { conversions: 1, value_minor: 12050 });
+  // A retried conversion is not attributed twice.
+  const again = await (await browser(site.id, [conv])).json();
+  assert.equal(again.duplicates, 1);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM conversions WHERE site_id = ${q(site.id)}`)[0].n, 1);
+});

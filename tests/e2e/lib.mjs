@@ -1,0 +1,61 @@
+// Shared helpers of the end-to-end suites (not a test file itself): the
+// running Worker's base URL, a fetch that survives wrangler dev closing an
+// idle keep-alive connection, direct reads of the local D1 database, and site
+// creation through the admin API.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+
+export const base = process.env.MF_BASE_URL;
+/** The admin token of the test environment (`[env.test.vars]` in wrangler.toml). */
+export const ADMIN = 'test-admin-token';
+export const admin = { authorization: `Bearer ${ADMIN}` };
+export const root = new URL('../../', import.meta.url).pathname;
+/** A consent stamp granting every purpose. */
+export const consent = Object.freeze({ analytics: true, personalization: true, marketing: true, policy: 1 });
+
+// wrangler dev may close an idle keep-alive connection just as the next
+// request reuses it ("fetch failed", nothing was sent): retry that once.
+export async function fetch(url, init) {
+  try {
+    return await globalThis.fetch(url, init);
+  } catch (e) {
+    if (e?.cause?.code !== 'UND_ERR_SOCKET' && e?.cause?.code !== 'ECONNRESET') throw e;
+    return globalThis.fetch(url, init);
+  }
+}
+
+/** Every statement's rows, read straight from the test D1 database. */
+export function d1All(sql) {
+  const out = execFileSync(
+    process.env.MF_WRANGLER,
+    ['d1', 'execute', 'DB', '--local', '--env', 'test', '--persist-to', process.env.MF_STATE_DIR, '--json', '--command', sql],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 256 << 20,
+    },
+  );
+  return JSON.parse(out).map((r) => r.results);
+}
+
+/** The rows of one statement. */
+export const d1 = (sql) => d1All(sql)[0];
+
+/** An SQL string literal. */
+export const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+/** Creates a site `<prefix>-<random>` through `POST /v1/sites`; answers the 201 body (with its keys). */
+export async function createSite(prefix, body) {
+  const id = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const res = await fetch(`${base}/v1/sites`, {
+    method: 'POST',
+    headers: { ...admin, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, ...body }),
+  });
+  const created = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(created));
+  return created;
+}
