@@ -23,6 +23,7 @@
 use crate::channel::Channel;
 use crate::channel::is_bought_medium;
 use crate::event::{Campaign, ClickIds, Event, EventType};
+use crate::text::cat;
 use crate::url::{SanitiseRules, sanitise};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,6 +98,18 @@ pub struct ConsentStamp {
 }
 
 impl ConsentStamp {
+    /// The stamp as wire JSON (what `serde_json::to_value` gives).
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (k, b) in
+            [("analytics", self.analytics), ("personalization", self.personalization), ("marketing", self.marketing)]
+        {
+            m.insert(k.into(), Value::Bool(b));
+        }
+        m.insert("policy".into(), Value::from(self.policy));
+        Value::Object(m)
+    }
+
     /// Strict parse of an untrusted stamp: exactly these four fields.
     pub fn parse(v: &Value) -> Result<ConsentStamp, String> {
         let Some(m) = v.as_object() else {
@@ -105,16 +118,19 @@ impl ConsentStamp {
         if let Some(k) =
             m.keys().find(|k| !["analytics", "personalization", "marketing", "policy"].contains(&k.as_str()))
         {
-            return Err(format!("unknown field `{k}`"));
+            return Err(cat(&["unknown field `", k, "`"]));
         }
         let flag = |k: &str| match m.get(k) {
             Some(Value::Bool(b)) => Ok(*b),
-            None => Err(format!("`{k}` is required")),
-            Some(_) => Err(format!("`{k}` must be a boolean")),
+            None => Err(cat(&["`", k, "` is required"])),
+            Some(_) => Err(cat(&["`", k, "` must be a boolean"])),
         };
         let policy = match m.get("policy").and_then(Value::as_u64) {
             Some(p) if (1..=u64::from(POLICY_VERSION)).contains(&p) => p as u32,
-            Some(_) => return Err(format!("`policy` must be a known policy version (1 to {POLICY_VERSION})")),
+            Some(_) => {
+                let v = crate::text::int(i64::from(POLICY_VERSION));
+                return Err(cat(&["`policy` must be a known policy version (1 to ", &v, ")"]));
+            }
             None => return Err("`policy` is required and must be an integer".into()),
         };
         Ok(ConsentStamp {
@@ -147,12 +163,44 @@ impl ExplicitChoice {
 
     /// `'deny-all'`, `'grant-all'` or `{analytics: bool, …}`.
     pub fn from_json(v: &Value) -> Result<ExplicitChoice, String> {
+        if let Some(c) = Self::parse(v) {
+            return Ok(c);
+        }
         match v {
-            Value::String(s) if s == "deny-all" => Ok(Self::DENY_ALL),
-            Value::String(s) if s == "grant-all" => Ok(Self::GRANT_ALL),
-            Value::String(s) => Err(format!("unknown shorthand `{s}` (use deny-all or grant-all)")),
-            Value::Object(_) => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
+            Value::String(s) => Err(cat(&["unknown shorthand `", s, "` (use deny-all or grant-all)"])),
+            // serde's wording (only reached on a rejection).
+            Value::Object(_) => match serde_json::from_value::<ExplicitChoice>(v.clone()) {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => Err("invalid consent choice".into()),
+            },
             _ => Err("must be 'deny-all', 'grant-all' or an object of booleans".into()),
+        }
+    }
+
+    /// What [`ExplicitChoice::from_json`] accepts, without building an
+    /// error message (the browser's path: no serde, no formatting).
+    pub fn parse(v: &Value) -> Option<ExplicitChoice> {
+        match v {
+            Value::String(s) if s == "deny-all" => Some(Self::DENY_ALL),
+            Value::String(s) if s == "grant-all" => Some(Self::GRANT_ALL),
+            Value::Object(m) => {
+                let mut c = ExplicitChoice::default();
+                for (k, v) in m {
+                    let slot = match k.as_str() {
+                        "analytics" => &mut c.analytics,
+                        "personalization" => &mut c.personalization,
+                        "marketing" => &mut c.marketing,
+                        _ => return None,
+                    };
+                    *slot = match v {
+                        Value::Null => None,
+                        Value::Bool(b) => Some(*b),
+                        _ => return None,
+                    };
+                }
+                Some(c)
+            }
+            _ => None,
         }
     }
 
@@ -189,6 +237,38 @@ pub enum GcmValue {
     Denied,
 }
 
+impl GcmValue {
+    /// `"granted"` or `"denied"`.
+    pub fn parse(v: &Value) -> Option<GcmValue> {
+        match v.as_str()? {
+            "granted" => Some(GcmValue::Granted),
+            "denied" => Some(GcmValue::Denied),
+            _ => None,
+        }
+    }
+}
+
+impl ConsentMode {
+    /// The state as an object of its keys (what its `Deserialize` accepts,
+    /// without serde): `None` on an unknown key or a value other than
+    /// `granted`/`denied`/null.
+    pub fn from_json(v: &Value) -> Option<ConsentMode> {
+        let mut c = ConsentMode::default();
+        for (k, v) in v.as_object()? {
+            let slot = match k.as_str() {
+                "analytics_storage" => &mut c.analytics_storage,
+                "ad_storage" => &mut c.ad_storage,
+                "ad_user_data" => &mut c.ad_user_data,
+                "ad_personalization" => &mut c.ad_personalization,
+                "personalization_storage" => &mut c.personalization_storage,
+                _ => return None,
+            };
+            *slot = if v.is_null() { None } else { Some(GcmValue::parse(v)?) };
+        }
+        Some(c)
+    }
+}
+
 /// What a CMP reported through `__tcfapi`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +278,27 @@ pub struct TcfSignal {
     /// `purpose.consents` of the TCData: purpose number → consent.
     #[serde(rename = "purposeConsents", default)]
     pub purpose_consents: BTreeMap<String, bool>,
+}
+
+impl TcfSignal {
+    /// `{gdprApplies: bool, purposeConsents?: {number: bool}}` (what its
+    /// `Deserialize` accepts, without serde); `None` otherwise.
+    pub fn from_json(v: &Value) -> Option<TcfSignal> {
+        let m = v.as_object()?;
+        let mut t = TcfSignal { gdpr_applies: m.get("gdprApplies")?.as_bool()?, ..TcfSignal::default() };
+        for (k, v) in m {
+            match k.as_str() {
+                "gdprApplies" => {}
+                "purposeConsents" => {
+                    for (p, b) in v.as_object()? {
+                        t.purpose_consents.insert(p.clone(), b.as_bool()?);
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(t)
+    }
 }
 
 /// Every consent signal the browser read.
@@ -218,7 +319,9 @@ pub fn resolve(s: &ConsentSignals) -> Consent {
     let explicit = s.explicit.unwrap_or_default();
     let dnt = s.dnt && s.respect_dnt;
     let tcf = s.tcf.as_ref().filter(|t| t.gdpr_applies);
-    let tcf_all = |ps: &[u32]| tcf.map(|t| ps.iter().all(|p| t.purpose_consents.get(&p.to_string()) == Some(&true)));
+    let tcf_all = |ps: &[u8]| {
+        tcf.map(|t| ps.iter().all(|p| t.purpose_consents.get(crate::text::int(i64::from(*p)).as_str()) == Some(&true)))
+    };
     let gcm = s.consent_mode.unwrap_or_default();
     let granted = |v: Option<GcmValue>| v.map(|v| v == GcmValue::Granted);
     let gcm_marketing = if gcm.ad_storage.is_some() || gcm.ad_user_data.is_some() || gcm.ad_personalization.is_some() {

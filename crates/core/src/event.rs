@@ -7,6 +7,7 @@
 use crate::channel::Channel;
 use crate::consent::ConsentStamp;
 use crate::error::ValidationError;
+use crate::text::{cat, int};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -19,6 +20,18 @@ pub enum EventType {
     Track,
     Identify,
     Alias,
+}
+
+impl EventType {
+    /// The Segment name (`page`, `track`, `identify`, `alias`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Page => "page",
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Alias => "alias",
+        }
+    }
 }
 
 /// A validated UUID message id, the de-duplication key at the edge. Held as
@@ -61,15 +74,26 @@ impl MessageId {
     }
 }
 
-impl std::fmt::Display for MessageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl MessageId {
+    /// The canonical lower-case hyphenated text (without `core::fmt`).
+    pub fn to_text(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(36);
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                s.push('-');
             }
-            write!(f, "{b:02x}")?;
+            for nibble in [b >> 4, b & 0x0f] {
+                s.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            }
         }
-        Ok(())
+        s
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
     }
 }
 
@@ -169,6 +193,53 @@ pub struct Context {
     pub channel: Option<Channel>,
 }
 
+impl Context {
+    /// The non-empty fields as wire JSON (see [`Event::to_json`]).
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let p = &self.page;
+        let mut page = Map::new();
+        for (k, v) in [("url", &p.url), ("path", &p.path), ("referrer", &p.referrer), ("title", &p.title)] {
+            put(&mut page, k, v);
+        }
+        let c = &self.campaign;
+        let mut campaign = Map::new();
+        for (k, v) in [
+            ("utm_source", &c.utm_source),
+            ("utm_medium", &c.utm_medium),
+            ("utm_campaign", &c.utm_campaign),
+            ("utm_term", &c.utm_term),
+            ("utm_content", &c.utm_content),
+        ] {
+            put(&mut campaign, k, v);
+        }
+        let k = &self.click_ids;
+        let mut click_ids = Map::new();
+        for (name, v) in
+            ClickIds::NAMES.iter().zip([&k.gclid, &k.gbraid, &k.wbraid, &k.fbclid, &k.msclkid, &k.li_fat_id, &k.ttclid])
+        {
+            put(&mut click_ids, name, v);
+        }
+        for (name, sub) in [("page", page), ("campaign", campaign), ("click_ids", click_ids)] {
+            if !sub.is_empty() {
+                m.insert(name.into(), Value::Object(sub));
+            }
+        }
+        put(&mut m, "locale", &self.locale);
+        put(&mut m, "userAgent", &self.user_agent);
+        if let Some(c) = &self.channel {
+            m.insert("channel".into(), Value::String(c.name().into()));
+        }
+        m
+    }
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        m.insert(k.into(), Value::String(v.clone()));
+    }
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -261,6 +332,14 @@ const IGNORED_CONTEXT: [&str; 5] = ["library", "timezone", "screen", "os", "devi
 
 type Res<T> = Result<T, ValidationError>;
 
+fn uint(n: usize) -> String {
+    int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn bytes_rule(max: usize) -> String {
+    cat(&["must be at most ", &uint(max), " bytes"])
+}
+
 fn err<T>(field: impl Into<String>, rule: impl Into<String>) -> Res<T> {
     Err(ValidationError::new(field, rule))
 }
@@ -314,13 +393,16 @@ impl Event {
             Some(s) => Timestamp::parse(&s).map_err(|r| ValidationError::new("timestamp", r))?,
         };
         if timestamp.since(now) > limits.max_future_ms {
-            return err("timestamp", format!("must not be more than {} s in the future", limits.max_future_ms / 1000));
+            let rule = cat(&["must not be more than ", &int(limits.max_future_ms / 1000), " s in the future"]);
+            return err("timestamp", rule);
         }
         if now.since(timestamp) > limits.max_age_ms {
-            return err(
-                "timestamp",
-                format!("must not be more than {} h in the past", limits.max_age_ms / Timestamp::MILLIS_PER_HOUR),
-            );
+            let rule = cat(&[
+                "must not be more than ",
+                &int(limits.max_age_ms / Timestamp::MILLIS_PER_HOUR),
+                " h in the past",
+            ]);
+            return err("timestamp", rule);
         }
         let sent_at = match opt_str(obj, "sentAt", usize::MAX)? {
             None => None,
@@ -392,6 +474,41 @@ impl Event {
         })
     }
 
+    /// The event as its wire JSON, the same value `serde_json::to_value`
+    /// gives (a test holds them equal on every vector). Built by hand so the
+    /// browser serialises events without serde (the browser's own `JSON`
+    /// writes the text).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.kind.as_str().into()));
+        put(&mut m, "event", &self.event);
+        put(&mut m, "name", &self.name);
+        for (k, v) in [("properties", &self.properties), ("traits", &self.traits)] {
+            if !v.is_empty() {
+                m.insert(k.into(), Value::Object(v.clone()));
+            }
+        }
+        let ctx = self.context.to_json();
+        if !ctx.is_empty() {
+            m.insert("context".into(), Value::Object(ctx));
+        }
+        m.insert("messageId".into(), Value::String(self.message_id.to_text()));
+        put(&mut m, "anonymousId", &self.anonymous_id);
+        put(&mut m, "userId", &self.user_id);
+        put(&mut m, "previousId", &self.previous_id);
+        m.insert("timestamp".into(), Value::String(self.timestamp.to_rfc3339()));
+        if let Some(t) = self.sent_at {
+            m.insert("sentAt".into(), Value::String(t.to_rfc3339()));
+        }
+        if let Some(c) = &self.consent {
+            m.insert("consent".into(), c.to_json());
+        }
+        if let Some(c) = &self.channel {
+            m.insert("channel".into(), Value::String(c.name().into()));
+        }
+        Value::Object(m)
+    }
+
     /// Fills `channel` from the event's campaign, click ids, referrer and
     /// declared channel under the site's rules.
     pub fn derive_channel(&mut self, rules: &crate::channel::ChannelRules) {
@@ -405,7 +522,7 @@ fn str_field(obj: &Map<String, Value>, field: &str, path: &str, max: usize) -> R
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
             if s.len() > max {
-                return err(path, format!("must be at most {max} bytes"));
+                return err(path, bytes_rule(max));
             }
             if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
                 return err(path, "must not contain control characters");
@@ -448,29 +565,27 @@ fn opt_map(obj: &Map<String, Value>, field: &str, limits: &Limits) -> Res<Map<St
 /// Checks one value inside `properties`/`traits`: depth, sizes, key shapes.
 fn check_value(v: &Value, path: &str, depth: usize, limits: &Limits) -> Res<()> {
     match v {
-        Value::String(s) if s.len() > limits.max_property_string => {
-            err(path, format!("must be at most {} bytes", limits.max_property_string))
-        }
+        Value::String(s) if s.len() > limits.max_property_string => err(path, bytes_rule(limits.max_property_string)),
         Value::Array(_) | Value::Object(_) if depth > limits.max_depth => {
-            err(path, format!("nesting deeper than {} levels", limits.max_depth))
+            err(path, cat(&["nesting deeper than ", &uint(limits.max_depth), " levels"]))
         }
         Value::Array(items) => {
             if items.len() > limits.max_keys {
-                return err(path, format!("must have at most {} items", limits.max_keys));
+                return err(path, cat(&["must have at most ", &uint(limits.max_keys), " items"]));
             }
             for (i, item) in items.iter().enumerate() {
-                check_value(item, &format!("{path}[{i}]"), depth + 1, limits)?;
+                check_value(item, &cat(&[path, "[", &uint(i), "]"]), depth + 1, limits)?;
             }
             Ok(())
         }
         Value::Object(map) => {
             if map.len() > limits.max_keys {
-                return err(path, format!("must have at most {} keys", limits.max_keys));
+                return err(path, cat(&["must have at most ", &uint(limits.max_keys), " keys"]));
             }
             for (key, item) in map {
-                let sub = format!("{path}.{key}");
+                let sub = cat(&[path, ".", key]);
                 if key.is_empty() || key.len() > limits.max_key {
-                    return err(sub, format!("keys must be 1 to {} bytes", limits.max_key));
+                    return err(sub, cat(&["keys must be 1 to ", &uint(limits.max_key), " bytes"]));
                 }
                 if key.chars().any(char::is_control) {
                     return err(sub, "keys must not contain control characters");
@@ -489,7 +604,7 @@ fn sub_object<'a>(v: &'a Value, path: &str, allowed: &[&str], ignored: &[&str]) 
     };
     for key in m.keys() {
         if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
-            return err(format!("{path}.{key}"), "unknown field");
+            return err(cat(&[path, ".", key]), "unknown field");
         }
     }
     Ok(m)
@@ -519,7 +634,7 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
         str_field(p, "search", "context.page.search", limits.max_url)?;
         for (field, value) in [("url", &ctx.page.url), ("referrer", &ctx.page.referrer)] {
             if value.as_ref().is_some_and(|u| !u.is_empty() && !crate::url::is_http_url(u)) {
-                return err(format!("context.page.{field}"), "must be an absolute http(s) URL");
+                return err(cat(&["context.page.", field]), "must be an absolute http(s) URL");
             }
         }
         if ctx.page.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
@@ -546,8 +661,8 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
             &[],
         )?;
         let pick = |utm: &str, alias: &str| -> Res<Option<String>> {
-            let a = str_field(c, utm, &format!("context.campaign.{utm}"), limits.max_string)?;
-            let b = str_field(c, alias, &format!("context.campaign.{alias}"), limits.max_string)?;
+            let a = str_field(c, utm, &cat(&["context.campaign.", utm]), limits.max_string)?;
+            let b = str_field(c, alias, &cat(&["context.campaign.", alias]), limits.max_string)?;
             Ok(a.or(b).filter(|s| !s.trim().is_empty()))
         };
         ctx.campaign = Campaign {
@@ -561,7 +676,7 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
     if let Some(c) = m.get("click_ids").filter(|c| !c.is_null()) {
         let c = sub_object(c, "context.click_ids", &ClickIds::NAMES, &[])?;
         for name in ClickIds::NAMES {
-            let value = str_field(c, name, &format!("context.click_ids.{name}"), limits.max_id)?;
+            let value = str_field(c, name, &cat(&["context.click_ids.", name]), limits.max_id)?;
             if let Some(slot) = ctx.click_ids.slot(name) {
                 *slot = value.filter(|s| !s.trim().is_empty());
             }
@@ -591,7 +706,11 @@ pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
                     if input.get("derive_channel").and_then(Value::as_bool) == Some(true) {
                         e.derive_channel(&crate::channel::ChannelRules::default());
                     }
-                    serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))
+                    let v = serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))?;
+                    if v != e.to_json() {
+                        return Err(Value::String("Event::to_json differs from its serde form".into()));
+                    }
+                    Ok(v)
                 }
                 Err(e) => Err(serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))?),
             }

@@ -15,6 +15,7 @@ pub mod consent;
 pub mod error;
 pub mod event;
 pub mod scoring;
+mod text;
 pub mod timestamp;
 pub mod url;
 

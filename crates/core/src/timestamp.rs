@@ -56,23 +56,42 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `2026-11-23T09:30:00.000Z`: always UTC, exactly three fractional
+    /// digits. Written by hand (civil-from-days), without `core::fmt`.
+    pub fn to_rfc3339(self) -> String {
+        let days = self.0.div_euclid(Self::MILLIS_PER_DAY);
+        let ms_of_day = self.0.rem_euclid(Self::MILLIS_PER_DAY);
+        // Howard Hinnant's civil_from_days (proleptic Gregorian).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut s = String::with_capacity(24);
+        for (n, width, sep) in [
+            (year, 4, '-'),
+            (month, 2, '-'),
+            (day, 2, 'T'),
+            (ms_of_day / 3_600_000, 2, ':'),
+            (ms_of_day / 60_000 % 60, 2, ':'),
+            (ms_of_day / 1000 % 60, 2, '.'),
+            (ms_of_day % 1000, 3, 'Z'),
+        ] {
+            crate::text::push_padded(&mut s, n, width);
+            s.push(sep);
+        }
+        s
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(dt) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.millisecond()
-            ),
-            Err(_) => write!(f, "{}ms", self.0),
-        }
+        f.write_str(&self.to_rfc3339())
     }
 }
 
@@ -98,6 +117,31 @@ mod tests {
         let t = Timestamp::parse("2026-11-23T10:30:00.5+01:00").unwrap();
         assert_eq!(t.to_string(), "2026-11-23T09:30:00.500Z");
         assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn prints_like_the_time_crate() {
+        for ms in [0, 1, 999, 86_399_999, 951_782_400_000, 1_772_445_600_123, MAX_MS] {
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+            let want = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            );
+            assert_eq!(Timestamp(ms).to_rfc3339(), want);
+        }
+        // Every day boundary over four centuries.
+        for d in (0..146_097 * 3).step_by(7) {
+            let ms = d * Timestamp::MILLIS_PER_DAY;
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+            let t = Timestamp(ms).to_rfc3339();
+            assert_eq!(t.get(..10).unwrap(), format!("{:04}-{:02}-{:02}", dt.year(), u8::from(dt.month()), dt.day()));
+        }
     }
 
     #[test]

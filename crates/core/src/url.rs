@@ -141,7 +141,7 @@ fn strip_query(url: &str, rules: &SanitiseRules) -> String {
         None => url.to_owned(),
         Some((base, q)) => {
             let kept = filter_pairs(q, rules);
-            if kept.is_empty() { base.to_owned() } else { format!("{base}?{kept}") }
+            if kept.is_empty() { base.to_owned() } else { crate::text::cat(&[base, "?", &kept]) }
         }
     }
 }

@@ -29,6 +29,10 @@ impl Points {
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / 1000.0
     }
+    /// As its serde form: an integer when whole, else a decimal.
+    pub fn to_json(self) -> Value {
+        if self.0 % 1000 == 0 { Value::from(self.0 / 1000) } else { Value::from(self.as_f64()) }
+    }
 }
 
 impl Serialize for Points {
@@ -46,6 +50,16 @@ pub struct TierChange {
     pub at: Timestamp,
     /// The total score right after the event.
     pub score: Points,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Capped => "capped",
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::NoConsent => "no_consent",
+        }
+    }
 }
 
 /// Why an entry did not count.

@@ -6,6 +6,7 @@ use super::engine::{IgnoreReason, Points, RawDriver, State, allows, decayed};
 use super::rules::{Decay, Rules, TRAITS};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// A score with its explanation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,6 +85,104 @@ pub struct Velocity {
     /// `last_day ≥ min_points` and `last_day > factor × (points in the
     /// baseline_days before that day) / baseline_days`.
     pub accelerating: bool,
+}
+
+type Obj = Map<String, Value>;
+
+fn obj(pairs: Vec<(&str, Value)>) -> Value {
+    let mut m = Obj::new();
+    for (k, v) in pairs {
+        m.insert(k.into(), v);
+    }
+    Value::Object(m)
+}
+
+fn ts(t: Timestamp) -> Value {
+    Value::String(t.to_rfc3339())
+}
+
+fn strs(list: &[String]) -> Value {
+    Value::Array(list.iter().cloned().map(Value::String).collect())
+}
+
+impl Score {
+    /// The score as its wire JSON, the same value `serde_json::to_value`
+    /// gives (the scoring vectors hold them equal on every side). Built by
+    /// hand so the browser returns explanations without serde.
+    pub fn to_json(&self) -> Value {
+        let h = &self.next_tier_hint;
+        let next = h.next.as_ref().map_or(Value::Null, |l| {
+            obj(vec![
+                ("tier", Value::String(l.tier.clone())),
+                ("points_needed", Value::from(l.points_needed)),
+                ("actions", strs(&l.actions)),
+            ])
+        });
+        let drop = h.drop.as_ref().map_or(Value::Null, |f| {
+            obj(vec![
+                ("tier", Value::String(f.tier.clone())),
+                ("points_to_lose", Value::from(f.points_to_lose)),
+                ("actions", strs(&f.actions)),
+                ("inactive_until", f.inactive_until.map_or(Value::Null, ts)),
+            ])
+        });
+        let v = &self.velocity;
+        obj(vec![
+            ("score", self.score.to_json()),
+            ("engagement", self.engagement.to_json()),
+            ("fit", self.fit.to_json()),
+            ("tier", Value::String(self.tier.clone())),
+            ("rules_version", Value::String(self.rules_version.clone())),
+            ("at", ts(self.at)),
+            ("drivers", Value::Array(self.drivers.iter().map(Driver::to_json).collect())),
+            ("next_tier_hint", obj(vec![("next", next), ("drop", drop)])),
+            (
+                "velocity",
+                obj(vec![
+                    ("last_hour", Value::from(v.last_hour)),
+                    ("last_day", Value::from(v.last_day)),
+                    ("accelerating", Value::Bool(v.accelerating)),
+                ]),
+            ),
+        ])
+    }
+}
+
+impl Driver {
+    fn to_json(&self) -> Value {
+        let s = |t: &str| Value::String(t.into());
+        match self {
+            Driver::Action { at, action, points, engagement } => obj(vec![
+                ("type", s("action")),
+                ("at", ts(*at)),
+                ("action", s(action)),
+                ("points", Value::from(*points)),
+                ("engagement", engagement.to_json()),
+            ]),
+            Driver::Ignored { at, entry, reason } => {
+                obj(vec![("type", s("ignored")), ("at", ts(*at)), ("entry", s(entry)), ("reason", s(reason.as_str()))])
+            }
+            Driver::Decay { from, to, points, engagement } => obj(vec![
+                ("type", s("decay")),
+                ("from", ts(*from)),
+                ("to", ts(*to)),
+                ("points", points.to_json()),
+                ("engagement", engagement.to_json()),
+            ]),
+            Driver::FitGranted { at, rule, r#trait, points, fit }
+            | Driver::FitRemoved { at, rule, r#trait, points, fit } => {
+                let kind = if matches!(self, Driver::FitGranted { .. }) { "fit_granted" } else { "fit_removed" };
+                obj(vec![
+                    ("type", s(kind)),
+                    ("at", ts(*at)),
+                    ("rule", s(rule)),
+                    ("trait", s(r#trait)),
+                    ("points", Value::from(*points)),
+                    ("fit", fit.to_json()),
+                ])
+            }
+        }
+    }
 }
 
 /// The evaluation time: never before the last entry.
@@ -215,7 +314,7 @@ fn hint(rules: &Rules, state: &State, at: Timestamp, engagement: i64, tier: usiz
         let needed_milli = next.min.saturating_mul(1000) - total;
         let points_needed = ceil_div(needed_milli, 1000);
         // Largest first: the k largest reach any sum the k-element sets can.
-        available.sort_by(|a, b| (b.0, a.1).cmp(&(a.0, b.1)));
+        super::sort_small(&mut available, |a, b| (b.0, a.1) < (a.0, b.1));
         let mut actions = Vec::new();
         let mut sum = 0i64;
         for (points, id) in available.iter().filter(|(p, _)| *p > 0) {
@@ -239,7 +338,7 @@ fn hint(rules: &Rules, state: &State, at: Timestamp, engagement: i64, tier: usiz
         let reachable = state.fit < min;
         let mut actions = Vec::new();
         if reachable {
-            available.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            super::sort_small(&mut available, |a, b| a < b);
             let mut e = engagement;
             for (points, id) in available.iter().filter(|(p, _)| *p < 0) {
                 if e.saturating_add(state.fit) < min {

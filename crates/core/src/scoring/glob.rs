@@ -42,7 +42,8 @@ impl Glob {
         }
         let glob = Glob::compile(pattern);
         if glob.tokens.len() > MAX_TOKENS {
-            return Err(format!("must be at most {MAX_TOKENS} characters and wildcards"));
+            let max = crate::text::int(MAX_TOKENS as i64);
+            return Err(crate::text::cat(&["must be at most ", &max, " characters and wildcards"]));
         }
         Ok(glob)
     }

@@ -59,6 +59,7 @@
 //! and exceed `velocity.factor` × the daily average of the `baseline_days`
 //! before them.
 
+mod compact;
 mod defaults;
 mod engine;
 mod explain;
@@ -73,6 +74,23 @@ pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules};
 
 #[cfg(feature = "vectors")]
 mod vectors;
+
+/// A stable insertion sort for the short lists of a rule set (≤ 200 items):
+/// far less code than the standard sorts, each of which is instantiated
+/// again per element type and comparator in the browser's wasm.
+pub(crate) fn sort_small<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 {
+            let (head, tail) = v.split_at_mut(j);
+            match (head.last_mut(), tail.first_mut()) {
+                (Some(a), Some(b)) if less(b, a) => std::mem::swap(a, b),
+                _ => break,
+            }
+            j -= 1;
+        }
+    }
+}
 
 /// Evaluates a `scoring.*` golden vector (see `crate::vectors`).
 #[cfg(feature = "vectors")]

@@ -17,12 +17,12 @@ use std::fmt;
 pub(crate) const TRAITS: [&str; 5] = ["role", "industry", "company_size", "region", "budget"];
 
 /// Upper bounds that keep a rule file readable and scoring cheap.
-const MAX_ACTIONS: usize = 200;
+pub(crate) const MAX_ACTIONS: usize = 200;
 const MAX_MATCHERS: usize = 32;
-const MAX_FIT_RULES: usize = 100;
+pub(crate) const MAX_FIT_RULES: usize = 100;
 const MAX_LIST: usize = 100;
-const MAX_TIERS: usize = 10;
-const MAX_POINTS: i64 = 1000;
+pub(crate) const MAX_TIERS: usize = 10;
+pub(crate) const MAX_POINTS: i64 = 1000;
 
 /// Session inactivity timeout when the file does not set one.
 pub(crate) const DEFAULT_SESSION_MINUTES: i64 = 30;
@@ -523,7 +523,7 @@ pub(crate) enum Matcher {
 /// Sorts actions by id and builds the lookup tables. Callers have already
 /// made sure no event name, element or pattern maps to two actions.
 pub(crate) fn assemble(mut parsed: Vec<(Action, Vec<Matcher>)>) -> ActionTables {
-    parsed.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    super::sort_small(&mut parsed, |a, b| a.0.id < b.0.id);
     let mut by_event = Vec::new();
     let mut by_element = Vec::new();
     let mut pages: Vec<(Glob, u32)> = Vec::new();
@@ -539,10 +539,10 @@ pub(crate) fn assemble(mut parsed: Vec<(Action, Vec<Matcher>)>) -> ActionTables 
         }
         actions.push(action);
     }
-    by_event.sort();
-    by_element.sort();
+    super::sort_small(&mut by_event, |a, b| a < b);
+    super::sort_small(&mut by_element, |a, b| a < b);
     // Most literal characters first (`/pricing` before `/**`), then action id.
-    pages.sort_by(|a, b| (b.0.literals(), a.1, a.0.pattern()).cmp(&(a.0.literals(), b.1, b.0.pattern())));
+    super::sort_small(&mut pages, |a, b| (b.0.literals(), a.1, a.0.pattern()) < (a.0.literals(), b.1, b.0.pattern()));
     (actions, by_event, by_element, pages)
 }
 

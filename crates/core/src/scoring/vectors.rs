@@ -38,6 +38,11 @@ fn rules_case(input: &Value) -> Result<Value, Value> {
         (None, Some(v)) => Rules::from_json_value(v),
         _ => return Err(json!("vector input needs `toml` (text) or `json` (value or text)")),
     };
+    if let Ok(r) = &parsed
+        && Rules::from_compact(&r.to_compact()).as_ref() != Ok(r)
+    {
+        return Err(json!("the compact form does not round-trip"));
+    }
     match parsed {
         Ok(r) => Ok(json!({
             "version": r.version(),
@@ -73,9 +78,17 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
     }
 
     let batch = serde_json::to_value(evaluate(&rules, &events, at)).map_err(|e| json!(e.to_string()))?;
-    let mut scorer = Scorer::new(rules.clone());
+    // The browser's path: rules through the compact form, JSON by hand.
+    let compact = Rules::from_compact(&rules.to_compact()).map_err(|e| json!(e))?;
+    let mut scorer = Scorer::new(compact);
     let changes: Vec<_> = events.iter().filter_map(|e| scorer.apply(e)).collect();
     let forward = serde_json::to_value(scorer.score(at)).map_err(|e| json!(e.to_string()))?;
+    if forward != scorer.score(at).to_json() {
+        return Err(json!("Score::to_json differs from its serde form"));
+    }
+    if changes.iter().any(|c| serde_json::to_value(c.score).ok() != Some(c.score.to_json())) {
+        return Err(json!("Points::to_json differs from its serde form"));
+    }
     let mut reversed = Scorer::new(rules);
     for e in events.iter().rev() {
         reversed.apply(e);
