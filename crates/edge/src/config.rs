@@ -33,6 +33,9 @@ fn respond(req: &Request, site: &Site) -> ApiResult<Response> {
         "site": site.id,
         "rules_version": rules.version(),
         "rules": rules.to_json(),
+        // The same rules in the core's compact form: what the browser module
+        // decodes (it ships no rule-file validator).
+        "rules_compact": rules.to_compact(),
         "cta": c.cta,
         "consent": {
             "policy_version": microfunnel_core::consent::POLICY_VERSION,
