@@ -116,7 +116,7 @@ pub fn signals(raw: &JsValue) -> Consent {
     let v = conv::to_value(raw);
     let mut explicit: Option<ExplicitChoice> = None;
     for c in v.get("calls").and_then(Value::as_array).into_iter().flatten() {
-        if let Ok(next) = ExplicitChoice::from_json(c) {
+        if let Some(next) = ExplicitChoice::parse(c) {
             explicit = Some(explicit.unwrap_or_default().then(next));
         }
     }
@@ -126,7 +126,7 @@ pub fn signals(raw: &JsValue) -> Consent {
         if let Some(Value::Object(pc)) = t.get_mut("purposeConsents") {
             pc.retain(|_, b| b.is_boolean());
         }
-        serde_json::from_value::<TcfSignal>(t).ok()
+        TcfSignal::from_json(&t)
     });
     let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     consent::resolve(&ConsentSignals {
@@ -162,7 +162,7 @@ fn fold_gcm(cmds: &[Value]) -> Option<ConsentMode> {
             state.insert(k.to_owned(), val.clone());
         }
     }
-    if state.is_empty() { None } else { serde_json::from_value(Value::Object(state)).ok() }
+    if state.is_empty() { None } else { ConsentMode::from_json(&Value::Object(state)) }
 }
 
 /// A new consent state: withdrawals clear at once, grants restore.
@@ -196,7 +196,7 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
         let k = key(app, "id");
         let id = js::store_get("localStorage", &k)
             .filter(|s| MessageId::parse(s).is_ok())
-            .unwrap_or_else(|| MessageId::from_random_bytes(js::random16()).to_string());
+            .unwrap_or_else(|| MessageId::from_random_bytes(js::random16()).to_text());
         js::store_set("localStorage", &k, &id);
         app.anon = Some(id);
         transport::restore(app);
@@ -341,9 +341,9 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
         e.insert("traits".into(), traits);
     }
     e.insert("context".into(), Value::Object(ctx));
-    e.insert("messageId".into(), Value::String(MessageId::from_random_bytes(js::random16()).to_string()));
+    e.insert("messageId".into(), Value::String(MessageId::from_random_bytes(js::random16()).to_text()));
     // Without analytics there is no id: the event is only scored locally.
-    let anon = app.anon.clone().or_else(|| Some(MessageId::from_random_bytes(js::random16()).to_string()));
+    let anon = app.anon.clone().or_else(|| Some(MessageId::from_random_bytes(js::random16()).to_text()));
     e.insert("anonymousId".into(), anon.map_or(Value::Null, Value::String));
     if let Some(u) = &app.user {
         e.insert("userId".into(), Value::String(u.clone()));
@@ -359,8 +359,7 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     }
     let out = consent::minimise_with(event, &app.consent, &MinimisePolicy::default());
     if let Some(ev) = out.event
-        && let Ok(v) = serde_json::to_value(&ev)
-        && let Some(text) = js::stringify(&conv::to_js(&v))
+        && let Some(text) = js::stringify(&conv::to_js(&ev.to_json()))
     {
         transport::push(app, text);
     }
@@ -369,10 +368,7 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
 /// Feeds the scorer; keeps the event for later pages (personalization).
 fn score(app: &mut App, event: &Event, keep: bool, fx: &mut Effects) {
     let changed = app.scorer.apply(event);
-    if keep
-        && let Ok(v) = serde_json::to_value(event)
-        && let Some(text) = js::stringify(&conv::to_js(&v))
-    {
+    if keep && let Some(text) = js::stringify(&conv::to_js(&event.to_json())) {
         app.ledger.push(text);
         if app.ledger.len() > LEDGER_CAP {
             app.ledger.remove(0);
@@ -383,7 +379,7 @@ fn score(app: &mut App, event: &Event, keep: bool, fx: &mut Effects) {
         let mut d = Map::new();
         d.insert("from".into(), Value::String(ch.from));
         d.insert("tier".into(), Value::String(ch.to.clone()));
-        d.insert("score".into(), serde_json::to_value(ch.score).unwrap_or(Value::Null));
+        d.insert("score".into(), ch.score.to_json());
         fx.tier = Some((ch.to, Value::Object(d)));
     }
 }
@@ -425,13 +421,15 @@ pub fn explain(app: &App) -> JsValue {
         return JsValue::NULL;
     }
     let Some(now) = now_ts() else { return JsValue::NULL };
-    serde_json::to_value(app.scorer.score(now)).map_or(JsValue::NULL, |v| conv::to_js(&v))
+    conv::to_js(&app.scorer.score(now).to_json())
 }
 
-/// The site config from the collector: {version?, rules?, cta?}.
+/// The site config from the collector: {rules_version?, rules_compact?, cta?}
+/// (`rules_compact`: the site's validated rules in the core's compact form;
+/// the full `rules` document is for other readers).
 pub fn apply_config(app: &mut App, cfg: &Value) {
-    if let Some(r) = cfg.get("rules").filter(|r| r.is_object())
-        && let Ok(rules) = Rules::from_json_value(r)
+    if let Some(r) = cfg.get("rules_compact")
+        && let Ok(rules) = Rules::from_compact(r)
     {
         let mut scorer = Scorer::new(rules);
         let Some(now) = now_ts() else { return };
