@@ -9,11 +9,18 @@ use std::time::Instant;
 
 pub const WORKER_BUILD_VERSION: &str = "0.8.7";
 
+/// The pinned nightly the browser module is built with (`cargo xtask build`):
+/// `-Zbuild-std` with `-Cpanic=immediate-abort` drops std's panic and
+/// formatting machinery from the shipped wasm, which the 25 KB budget needs.
+/// Everything else (tests, clippy, the Worker, the CLI) uses stable.
+pub const BROWSER_TOOLCHAIN: &str = "nightly-2026-05-19";
+
 pub fn run() -> Result<(), String> {
     let started = Instant::now();
     let mut installed = Vec::new();
     rust_components(&mut installed)?;
     wasm_target(&mut installed)?;
+    browser_toolchain(&mut installed)?;
     wasm_bindgen_cli(&mut installed)?;
     worker_build(&mut installed)?;
     npm_packages(&mut installed)?;
@@ -44,6 +51,30 @@ fn wasm_target(installed: &mut Vec<String>) -> Result<(), String> {
         println!("bootstrap: installing the wasm32-unknown-unknown target");
         run_cmd(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
         installed.push("wasm32-unknown-unknown".into());
+    }
+    Ok(())
+}
+
+/// The pinned nightly with `rust-src` (build-std compiles std from it; no
+/// target component is needed). Probed first, so a second run installs nothing.
+fn browser_toolchain(installed: &mut Vec<String>) -> Result<(), String> {
+    let has_src =
+        probe(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", BROWSER_TOOLCHAIN]))
+            .is_some_and(|list| list.lines().any(|l| l.trim().starts_with("rust-src")));
+    if !has_src {
+        println!(
+            "bootstrap: installing the {BROWSER_TOOLCHAIN} toolchain with rust-src (rustup, for the browser build)"
+        );
+        run_cmd(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            BROWSER_TOOLCHAIN,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
+        installed.push(BROWSER_TOOLCHAIN.into());
     }
     Ok(())
 }

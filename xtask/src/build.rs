@@ -4,7 +4,7 @@
 //! than every input is skipped, because wrangler runs the Worker's build
 //! command on each start.
 
-use crate::util::{cargo, cargo_bin_dir, newest_mtime, node_bin, root, run, tool_env};
+use crate::util::{cargo_bin_dir, newest_mtime, node_bin, root, run, tool_env};
 use std::path::Path;
 use std::process::Command;
 
@@ -56,33 +56,41 @@ pub fn worker(mode: Mode) -> Result<(), String> {
     Ok(())
 }
 
-/// The browser module: release wasm, wasm-bindgen glue for `--target web`,
-/// then `wasm-opt -Oz`. Output: `www/pkg/microfunnel.js` and
-/// `www/pkg/microfunnel_bg.wasm`, served next to the loader.
+/// The browser module: release wasm on the pinned nightly (build-std with
+/// `-Cpanic=immediate-abort`: no panic or formatting machinery ships),
+/// wasm-bindgen glue for `--target web`, then `wasm-opt -Oz`. Output:
+/// `www/pkg/microfunnel.js` and `www/pkg/microfunnel_bg.wasm`, served next
+/// to the loader.
 pub fn browser() -> Result<(), String> {
     let root = root();
     let pkg = root.join("www/pkg");
     let wasm_out = pkg.join("microfunnel_bg.wasm");
-    if fresh(&wasm_out, &[&CORE_INPUTS[..], &["crates/browser"]].concat()) {
+    if fresh(&wasm_out, &[&CORE_INPUTS[..], &["crates/browser", "xtask/src/build.rs"]].concat()) {
         println!("build: browser module is up to date");
         return Ok(());
     }
-    println!("build: browser module (wasm32, release)");
-    run(tool_env(&mut cargo()).args([
-        "build",
-        "--release",
-        "--package",
-        "microfunnel-browser",
-        "--target",
-        "wasm32-unknown-unknown",
-    ]))?;
-    let built = target_dir().join("wasm32-unknown-unknown/release/microfunnel_browser.wasm");
+    println!("build: browser module (wasm32, release, {})", crate::bootstrap::BROWSER_TOOLCHAIN);
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(&root)
+        .args(["run", crate::bootstrap::BROWSER_TOOLCHAIN, "cargo", "build", "--profile", "browser"])
+        .args(["--package", "microfunnel-browser", "--target", "wasm32-unknown-unknown"])
+        .args(["-Zbuild-std=std,panic_abort"])
+        // Its own directory: other flags than the stable builds, so neither
+        // invalidates the other's artifacts.
+        .arg("--target-dir")
+        .arg(target_dir().join("browser-nightly"))
+        .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO");
+    run(tool_env(&mut cmd))?;
+    let built = target_dir().join("browser-nightly/wasm32-unknown-unknown/browser/microfunnel_browser.wasm");
     run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
         .arg(&built)
         .args(["--target", "web", "--no-typescript", "--out-name", "microfunnel", "--out-dir"])
         .arg(&pkg))?;
     run(Command::new(node_bin("wasm-opt"))
-        .arg("-Oz")
+        .args(["-Oz", "--converge", "--strip-debug", "--strip-producers"])
         .arg("--enable-bulk-memory")
         .arg("--enable-nontrapping-float-to-int")
         .arg("--enable-sign-ext")
