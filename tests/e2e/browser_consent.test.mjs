@@ -82,7 +82,7 @@ test('no consent: only the page and the loader are fetched, nothing sent, nothin
   await page.goto(base + landing);
   await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
   await page.waitForTimeout(2500); // past the 2 s batch window and the 300 ms CTA fallback
-  assert.deepEqual(paths(requests).sort(), ['GET /demo/', 'GET /demo/site.css', 'GET /mf.js'].sort());
+  assert.deepEqual(paths(requests).sort(), ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js'].sort());
   assert.ok(requests.every((r) => r.url.startsWith(origin)), 'no third party');
   assert.deepEqual(await stored(context, page), { cookies: [], local: [], session: [], idb: [] });
   // The cold variant shows after the fallback; the action variant stays hidden.
@@ -91,7 +91,7 @@ test('no consent: only the page and the loader are fetched, nothing sent, nothin
   // Denying drops what waited in memory: a later grant replays nothing from before.
   await page.evaluate(() => mf('consent', 'deny-all'));
   await page.waitForTimeout(300);
-  assert.deepEqual(paths(requests).sort(), ['GET /demo/', 'GET /demo/site.css', 'GET /mf.js'].sort());
+  assert.deepEqual(paths(requests).sort(), ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js'].sort());
   await context.close();
 });
 
@@ -138,7 +138,7 @@ for (const c of matrix) {
     await until(() => batches.length > 0);
     await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0);
 
-    const expected = ['GET /demo/', 'GET /demo/site.css', 'GET /mf.js', 'GET /pkg/microfunnel.js',
+    const expected = ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js', 'GET /pkg/microfunnel.js',
       'GET /pkg/microfunnel_bg.wasm', ...(c.config ? ['GET /v1/sites/demo/config'] : [])];
     const got = paths(requests).filter((p) => p !== 'POST /v1/batch');
     assert.deepEqual([...new Set(got)].sort(), expected.sort());
@@ -251,13 +251,19 @@ async function useCollector(context, api) {  await context.route(/\/demo\/([a-z]
   });
 }
 
-test('pagehide flushes the queue by beacon before the next page', async () => {
+/** The demo's home page with analytics consent, its batches going to a fresh stand-in collector. */
+async function consentedWithCollector() {
   const c = await collector();
   const { context, page } = await open({ local: true });
   await useCollector(context, c.api);
   await page.goto(base + '/demo/');
   await page.evaluate(() => mf('consent', { analytics: true }));
   await until(() => c.bodies.length > 0, 15000);
+  return { c, context, page };
+}
+
+test('pagehide flushes the queue by beacon before the next page', async () => {
+  const { c, context, page } = await consentedWithCollector();
   await page.evaluate(() => mf('track', 'Last Words', { n: 1 }));
   // Leave at once, well inside the 2 s batch window.
   await page.click('nav a[href="/demo/tarifs/"]');
@@ -268,12 +274,7 @@ test('pagehide flushes the queue by beacon before the next page', async () => {
 });
 
 test('offline, then online: every event is delivered exactly once', async () => {
-  const c = await collector();
-  const { context, page } = await open({ local: true });
-  await useCollector(context, c.api);
-  await page.goto(base + '/demo/');
-  await page.evaluate(() => mf('consent', { analytics: true }));
-  await until(() => c.bodies.length > 0, 15000);
+  const { c, context, page } = await consentedWithCollector();
   await context.setOffline(true);
   await page.evaluate(() => { for (let i = 0; i < 12; i++) mf('track', 'Offline Event', { i }); });
   await page.waitForTimeout(1500); // the count trigger fired and failed; retries back off

@@ -69,22 +69,42 @@ pub fn browser() -> Result<(), String> {
         println!("build: browser module is up to date");
         return Ok(());
     }
-    println!("build: browser module (wasm32, release, {})", crate::bootstrap::BROWSER_TOOLCHAIN);
-    let mut cmd = Command::new("rustup");
-    cmd.current_dir(&root)
-        .args(["run", crate::bootstrap::BROWSER_TOOLCHAIN, "cargo", "build", "--profile", "browser"])
-        .args(["--package", "microfunnel-browser", "--target", "wasm32-unknown-unknown"])
-        .args(["-Zbuild-std=std,panic_abort"])
-        // Its own directory: other flags than the stable builds, so neither
-        // invalidates the other's artifacts.
-        .arg("--target-dir")
-        .arg(target_dir().join("browser-nightly"))
-        .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
-        .env_remove("RUSTC")
-        .env_remove("RUSTDOC")
-        .env_remove("CARGO");
-    run(tool_env(&mut cmd))?;
-    let built = target_dir().join("browser-nightly/wasm32-unknown-unknown/browser/microfunnel_browser.wasm");
+    let nightly = crate::bootstrap::browser_toolchain_ready();
+    let built = if nightly {
+        println!("build: browser module (wasm32, profile browser, {})", crate::bootstrap::BROWSER_TOOLCHAIN);
+        let mut cmd = Command::new("rustup");
+        cmd.current_dir(&root)
+            .args(["run", crate::bootstrap::BROWSER_TOOLCHAIN, "cargo", "build", "--profile", "browser"])
+            .args(["--package", "microfunnel-browser", "--target", "wasm32-unknown-unknown"])
+            .args(["-Zbuild-std=std,panic_abort"])
+            // Its own directory: other flags than the stable builds, so neither
+            // invalidates the other's artifacts.
+            .arg("--target-dir")
+            .arg(target_dir().join("browser-nightly"))
+            .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC")
+            .env_remove("CARGO");
+        run(tool_env(&mut cmd))?;
+        target_dir().join("browser-nightly/wasm32-unknown-unknown/browser/microfunnel_browser.wasm")
+    } else {
+        // No nightly on this machine (bootstrap could not fetch it): the same
+        // module on stable, without build-std — it works, it is just larger.
+        println!(
+            "build: browser module (wasm32, profile browser, stable: {} is not installed, the module ships larger)",
+            crate::bootstrap::BROWSER_TOOLCHAIN
+        );
+        run(tool_env(&mut crate::util::cargo()).args([
+            "build",
+            "--profile",
+            "browser",
+            "--package",
+            "microfunnel-browser",
+            "--target",
+            "wasm32-unknown-unknown",
+        ]))?;
+        target_dir().join("wasm32-unknown-unknown/browser/microfunnel_browser.wasm")
+    };
     run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
         .arg(&built)
         .args(["--target", "web", "--no-typescript", "--out-name", "microfunnel", "--out-dir"])
