@@ -8,8 +8,11 @@
 //! contention). Every `--replay`-th batch is sent twice, as a client retry
 //! would, and any failed request is retried with the same events. At the end
 //! D1 must hold exactly batches × events events — 0 lost, 0 duplicated — and
-//! the visitor objects' ledgers must add up to the same number. Prints
-//! throughput and p50/p99 latency.
+//! the visitor objects' ledgers must add up to the same number. Every fourth
+//! batch ends with a conversion ("Lead Submitted"), attributed at once by the
+//! visitor's object: each must be stored exactly once with its credits.
+//! Prints throughput, p50/p99 latency and TTA (receipt → credits stored)
+//! p50/p99.
 
 use crate::wrangler::{Dev, free_port, migrate, wrangler};
 use serde_json::{Value, json};
@@ -87,6 +90,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "id": site,
         "origins": [ORIGIN],
         "limits": {"ip_per_minute": 1_000_000, "site_per_minute": 10_000_000},
+        "conversions": [{"event": CONVERSION, "default_value_minor": 10_000, "currency": "EUR"}],
     });
     let (status, body) =
         post(&addr, "/v1/sites", &create.to_string(), &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))])?;
@@ -172,6 +176,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "exactly-once violated: stored {stored}, distinct {distinct}, accepted {accepted}, ledgers {ledgers}, expected {expected}"
         ));
     }
+    let expected_conv = (0..o.batches).filter(|b| converts(*b)).count();
+    let conversions = count(&state, &format!("SELECT COUNT(*) AS n FROM conversions WHERE site_id = '{site}'"))?;
+    let mut tta = values(&state, &format!("SELECT tta_ms AS v FROM conversions WHERE site_id = '{site}'"))?;
+    tta.sort_by(f64::total_cmp);
+    println!(
+        "load: {conversions} conversions attributed (expected {expected_conv}); TTA p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&tta, 50.0),
+        percentile(&tta, 99.0),
+        tta.last().copied().unwrap_or(0.0)
+    );
+    if conversions != expected_conv {
+        return Err(format!("conversions: stored {conversions}, expected {expected_conv}"));
+    }
     println!("load: ok — 0 lost, 0 duplicated");
     Ok(())
 }
@@ -211,6 +228,16 @@ fn batch_body(site: &str, run_id: &str, batch: usize, events: usize, visitors: u
     let items: Vec<Value> = (0..events)
         .map(|e| {
             let n = batch * 1000 + e;
+            if e + 1 == events && converts(batch) {
+                return json!({
+                    "type": "track",
+                    "event": CONVERSION,
+                    "messageId": format!("{}-{:04x}-4{:03x}-8{:03x}-{:012x}", &run_id[..8], (n >> 24) & 0xffff, (n >> 12) & 0xfff, n & 0xfff, n),
+                    "anonymousId": visitor,
+                    "timestamp": now,
+                    "consent": {"analytics": true, "personalization": true, "marketing": false, "policy": 1},
+                });
+            }
             json!({
                 "type": "page",
                 "messageId": format!("{}-{:04x}-4{:03x}-8{:03x}-{:012x}", &run_id[..8], (n >> 24) & 0xffff, (n >> 12) & 0xfff, n & 0xfff, n),
@@ -308,6 +335,32 @@ fn count(state: &std::path::Path, sql: &str) -> Result<usize, String> {
     let v: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("wrangler d1 execute: {e}: {}", String::from_utf8_lossy(&out.stdout)))?;
     v.pointer("/0/results/0/n").and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| format!("no count in {v}"))
+}
+
+/// The conversion event of the load site.
+const CONVERSION: &str = "Lead Submitted";
+
+/// Every fourth batch ends with a conversion.
+fn converts(batch: usize) -> bool {
+    batch % 4 == 3
+}
+
+/// The `v` column of every row of a query on the local D1.
+fn values(state: &std::path::Path, sql: &str) -> Result<Vec<f64>, String> {
+    let out = wrangler()
+        .args(["d1", "execute", "DB", "--local", "--env", "test", "--json", "--persist-to"])
+        .arg(state)
+        .args(["--command", sql])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("wrangler d1 execute: {e}"))?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("wrangler d1 execute: {e}: {}", String::from_utf8_lossy(&out.stdout)))?;
+    Ok(v.pointer("/0/results")
+        .and_then(Value::as_array)
+        .map(|rows| rows.iter().filter_map(|r| r.get("v").and_then(Value::as_f64)).collect())
+        .unwrap_or_default())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
