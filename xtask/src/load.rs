@@ -323,7 +323,8 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn count(state: &std::path::Path, sql: &str) -> Result<usize, String> {
+/// One query on the local D1, as wrangler's JSON answer.
+fn query(state: &std::path::Path, sql: &str) -> Result<Value, String> {
     let out = wrangler()
         .args(["d1", "execute", "DB", "--local", "--env", "test", "--json", "--persist-to"])
         .arg(state)
@@ -332,8 +333,12 @@ fn count(state: &std::path::Path, sql: &str) -> Result<usize, String> {
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("wrangler d1 execute: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("wrangler d1 execute: {e}: {}", String::from_utf8_lossy(&out.stdout)))?;
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("wrangler d1 execute: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn count(state: &std::path::Path, sql: &str) -> Result<usize, String> {
+    let v = query(state, sql)?;
     v.pointer("/0/results/0/n").and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| format!("no count in {v}"))
 }
 
@@ -347,17 +352,8 @@ fn converts(batch: usize) -> bool {
 
 /// The `v` column of every row of a query on the local D1.
 fn values(state: &std::path::Path, sql: &str) -> Result<Vec<f64>, String> {
-    let out = wrangler()
-        .args(["d1", "execute", "DB", "--local", "--env", "test", "--json", "--persist-to"])
-        .arg(state)
-        .args(["--command", sql])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("wrangler d1 execute: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("wrangler d1 execute: {e}: {}", String::from_utf8_lossy(&out.stdout)))?;
-    Ok(v.pointer("/0/results")
+    Ok(query(state, sql)?
+        .pointer("/0/results")
         .and_then(Value::as_array)
         .map(|rows| rows.iter().filter_map(|r| r.get("v").and_then(Value::as_f64)).collect())
         .unwrap_or_default())
