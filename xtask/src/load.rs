@@ -15,6 +15,7 @@
 //! p50/p99.
 
 use crate::wrangler::{Dev, free_port, migrate, wrangler};
+use microfunnel_core::Timestamp;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -360,11 +361,7 @@ fn values(state: &std::path::Path, sql: &str) -> Result<Vec<f64>, String> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted.get(rank.min(sorted.len()) - 1).copied().unwrap_or(0.0)
+    microfunnel_core::attribution::metrics::percentile(sorted, p).unwrap_or(0.0)
 }
 
 fn random_hex() -> String {
@@ -376,24 +373,8 @@ fn random_hex() -> String {
     bytes.iter().enumerate().map(|(i, b)| format!("{:02x}", b ^ (nanos >> (i % 8 * 8)) as u8)).collect()
 }
 
-/// Now as RFC 3339 UTC with milliseconds (civil-from-days, H. Hinnant).
+/// Now as RFC 3339 UTC with milliseconds, written by the core like every timestamp.
 fn now_rfc3339() -> String {
     let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    Timestamp::from_millis(ms).map(Timestamp::to_rfc3339).unwrap_or_default()
 }

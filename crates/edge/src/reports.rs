@@ -182,15 +182,6 @@ async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     Ok(Response::from_json(&body)?)
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted.get(rank.min(sorted.len()) - 1).copied()
-}
-
 /// `GET /v1/reports/kpis?site=&from=&to=&model=`: totals, TTA p50/p99, tiers,
 /// per-channel KPIs (sessions, conversions and value credited by `model` —
 /// default `last` —, conversion rate, CPA and ROAS from uploaded spend), the
@@ -372,7 +363,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         "conversions": conv.get("conversions"),
         "value_minor": conv.get("value_minor"),
         "conversion_rate": if n_visitors > 0.0 { n_conv / n_visitors } else { 0.0 },
-        "tta_ms": {"p50": percentile(&tta, 50.0), "p99": percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
+        "tta_ms": {"p50": metrics::percentile(&tta, 50.0), "p99": metrics::percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
         "tiers": tiers,
         "channels": per_channel,
         "funnel": funnel,

@@ -31,6 +31,16 @@ impl TtaStats {
     }
 }
 
+/// Nearest-rank percentile (`p` in 0–100) of ascending values; `None` when
+/// there are none. Used for TTA and latency p50/p99 wherever they are reported.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
 /// Attribution Velocity Rate: conversions attributed per second over a window.
 pub fn avr(conversions: u64, window_ms: i64) -> Option<f64> {
     (window_ms > 0).then(|| conversions as f64 * 1000.0 / window_ms as f64)
@@ -140,5 +150,22 @@ pub fn kpi(x: &KpiInput) -> Kpi {
         average_order_value: div(x.value, Some(x.conversions)),
         cpa: x.spend.and_then(|s| div(s, Some(x.conversions))),
         roas: div(x.value, x.spend),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
+        assert_eq!(percentile(&[], 50.0), None);
     }
 }
