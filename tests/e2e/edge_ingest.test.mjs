@@ -294,6 +294,57 @@ test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304
   await expectError(await fetch(`${base}/v1/sites/nope-${randomUUID().slice(0, 4)}/config`), 404, 'unknown_site');
 });
 
+test('PATCH /v1/sites/{site}: origins, rules and CTAs change, validated as at creation; a bad update changes nothing', async () => {
+  const site = await createSite({ cta: { cold: { text: 'Read our guides' } } });
+  const config = async () => {
+    const res = await fetch(`${base}/v1/sites/${site.id}/config`);
+    return { etag: res.headers.get('etag'), body: await res.json() };
+  };
+  const before = await config();
+  const patch = (body, headers = admin) =>
+    fetch(`${base}/v1/sites/${site.id}`, { method: 'PATCH', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  await expectError(await patch({ origins: ['https://new.example'] }, {}), 401, 'unauthorized');
+  await expectError(
+    await fetch(`${base}/v1/sites/nope-${randomUUID().slice(0, 6)}`, { method: 'PATCH', headers: admin, body: '{}' }),
+    404,
+    'unknown_site',
+  );
+  await expectError(await patch({ id: 'other' }), 400, 'invalid_site');
+  await expectError(await patch({ origins: ['not an origin'] }), 400, 'invalid_site');
+  const badRules = await patch({ rules: { version: 'broken' }, origins: ['https://new.example'] });
+  assert.equal(badRules.status, 400);
+  assert.equal((await badRules.json()).error.code, 'invalid_config');
+  assert.deepEqual(await config(), before, 'a refused update changes nothing');
+
+  const rules = { ...before.body.rules, version: 'cabinet-v2' };
+  const ok = await patch({ origins: ['https://new.example'], rules, cta: { cold: { text: 'Lire nos guides' } } });
+  const updated = await ok.json();
+  assert.equal(ok.status, 200, JSON.stringify(updated));
+  assert.deepEqual(updated.origins, ['https://new.example']);
+  assert.equal(updated.server_key, undefined, 'keys are never answered again');
+  const after = await config();
+  assert.equal(after.body.rules_version, 'cabinet-v2');
+  assert.deepEqual(after.body.cta, { cold: { text: 'Lire nos guides' } });
+  assert.notEqual(after.etag, before.etag, 'the browser revalidates to the new config');
+
+  const batch = [page(randomUUID())];
+  await expectError(await send(site.id, batch), 403, 'origin_not_allowed');
+  const res = await send(site.id, batch, { origin: 'https://new.example' });
+  assert.equal(res.status, 200, await res.text());
+
+  const reset = await patch({ rules: null });
+  assert.equal(reset.status, 200);
+  assert.equal((await config()).body.rules_version, before.body.rules_version, 'rules: null restores the default rules');
+  // The server key still works after updates.
+  const server = await fetch(`${base}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${site.server_key}` },
+    body: JSON.stringify({ site: site.id, batch: [{ ...page(randomUUID()), type: 'track', event: 'Call Logged' }] }),
+  });
+  assert.equal(server.status, 200, await server.text());
+});
+
 test('a wrong method is a JSON 405', async () => {
   await expectError(await fetch(`${base}/v1/batch`), 405, 'method_not_allowed');
 });
@@ -307,6 +358,7 @@ test('garbage on every endpoint is a 4xx with an error body, never a 5xx', async
     ['POST', '/v1/batch', { origin: ORIGIN }],
     ['POST', '/v1/events', { authorization: `Bearer ${site.server_key}` }],
     ['POST', '/v1/sites', { authorization: `Bearer ${ADMIN}` }],
+    ['POST', '/v1/spend', { authorization: `Bearer ${ADMIN}` }],
   ];
   for (const [method, path, headers] of targets) {
     for (const body of garbage) {

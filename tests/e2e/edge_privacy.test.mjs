@@ -75,6 +75,8 @@ test('export returns every row and the visitor object; erasure leaves no trace i
 
   let dump = dumpAll();
   for (const needle of [anon, user, emailHash]) assert.ok(dump.includes(needle), `seeded ${needle}`);
+  assert.ok(!dump.toLowerCase().includes(email.toLowerCase()), 'the e-mail address itself is never stored, only its hash');
+  assert.ok(!JSON.stringify(data).includes(email), 'nor exported');
 
   const del = await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { method: 'DELETE', headers: admin });
   const d = await del.json();

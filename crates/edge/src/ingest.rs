@@ -199,10 +199,11 @@ pub async fn ingest(env: &Env, site: &Site, raw: Vec<Value>, source: Source, use
                     "consent: the event's consent stamp does not allow analytics",
                 ));
             }
-            Some(e) => {
+            Some(mut e) => {
                 if !minimised.stripped.is_empty() {
                     out.stripped += 1;
                 }
+                pseudonymise_email(&mut e);
                 ready.push(e);
             }
         }
@@ -286,6 +287,25 @@ pub fn kind_name(k: EventType) -> &'static str {
 }
 
 /// Known `userId` / `previousId` → visitor links for the ids of these events.
+/// The trait an e-mail is stored as: its SHA-256, never the address.
+const EMAIL_HASH_TRAIT: &str = "email_sha256";
+
+/// An `email` trait is replaced by the SHA-256 of its trimmed, lower-cased
+/// form before anything is stored: stitching and erasure by e-mail
+/// (`email:<address>`) need only the hash, and an address kept in raw events
+/// would be personal data held for nothing. A client-sent `email_sha256`
+/// that is not 64 hex digits is dropped rather than trusted as a link key.
+fn pseudonymise_email(e: &mut Event) {
+    if let Some(Value::String(email)) = e.traits.remove("email") {
+        let hash = crate::auth::sha256_hex(email.trim().to_lowercase().as_bytes());
+        e.traits.insert(EMAIL_HASH_TRAIT.into(), Value::String(hash));
+    }
+    let valid = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if e.traits.get(EMAIL_HASH_TRAIT).is_some_and(|v| !v.as_str().is_some_and(valid)) {
+        e.traits.remove(EMAIL_HASH_TRAIT);
+    }
+}
+
 async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event]) -> ApiResult<Map<String, Value>> {
     let mut ids: Vec<&str> = Vec::new();
     for e in events {
@@ -349,9 +369,9 @@ fn identity_statements(
         links.push(("user", u.clone()));
     }
     if e.kind == EventType::Identify
-        && let Some(Value::String(email)) = e.traits.get("email")
+        && let Some(Value::String(hash)) = e.traits.get(EMAIL_HASH_TRAIT)
     {
-        links.push(("email_sha256", crate::auth::sha256_hex(email.trim().to_lowercase().as_bytes())));
+        links.push(("email_sha256", hash.clone()));
     }
     let mut out = Vec::new();
     for (kind, value) in links {

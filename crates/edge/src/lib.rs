@@ -44,6 +44,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/sites", sites::create)
         .post_async("/v1/spend", spend::post)
         .get_async("/v1/sites/:site", sites::get)
+        .patch_async("/v1/sites/:site", sites::update)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .get_async("/v1/subjects/:id", subjects::export)

@@ -285,6 +285,24 @@ struct CreateSite {
     attribution: Option<AttributionConfig>,
 }
 
+/// What both creation and update check outside the config: origins, webhook
+/// URLs and the retention period.
+fn check_site_fields(origins: &[String], webhooks: &[String], retention_days: i64) -> ApiResult<()> {
+    if origins.is_empty() || origins.len() > 20 || !origins.iter().all(|o| valid_origin(o)) {
+        return Err(ApiError::bad_request("invalid_site", "origins: 1 to 20 origins like https://example.com"));
+    }
+    if webhooks.len() > 5 || !webhooks.iter().all(|u| valid_webhook(u)) {
+        return Err(ApiError::bad_request(
+            "invalid_site",
+            "webhooks: at most 5 https URLs (http only to localhost/127.0.0.1)",
+        ));
+    }
+    if !(1..=3650).contains(&retention_days) {
+        return Err(ApiError::bad_request("invalid_site", "retention_days: 1 to 3650"));
+    }
+    Ok(())
+}
+
 /// `POST /v1/sites` (admin): creates a site; answers its keys once.
 pub async fn create(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     reply(create_inner(req, ctx.env).await)
@@ -302,19 +320,8 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
             "id: 1 to 64 characters of a-z, 0-9, - and _, starting with a letter or digit",
         ));
     }
-    if input.origins.is_empty() || input.origins.len() > 20 || !input.origins.iter().all(|o| valid_origin(o)) {
-        return Err(ApiError::bad_request("invalid_site", "origins: 1 to 20 origins like https://example.com"));
-    }
-    if input.webhooks.len() > 5 || !input.webhooks.iter().all(|u| valid_webhook(u)) {
-        return Err(ApiError::bad_request(
-            "invalid_site",
-            "webhooks: at most 5 https URLs (http only to localhost/127.0.0.1)",
-        ));
-    }
     let retention = input.retention_days.unwrap_or(395);
-    if !(1..=3650).contains(&retention) {
-        return Err(ApiError::bad_request("invalid_site", "retention_days: 1 to 3650"));
-    }
+    check_site_fields(&input.origins, &input.webhooks, retention)?;
     let config = SiteConfig {
         rules: input.rules,
         cta: input.cta.unwrap_or(Value::Null),
@@ -362,6 +369,103 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
         "signing_secret": signing_secret,
     });
     Ok(Response::from_json(&body)?.with_status(201))
+}
+
+/// A partial update: every field present replaces the stored one (`rules:
+/// null` goes back to the default rules); the id and the keys never change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateSite {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    origins: Option<Vec<String>>,
+    #[serde(default)]
+    retention_days: Option<i64>,
+    #[serde(default)]
+    webhooks: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    rules: Option<Option<Value>>,
+    #[serde(default)]
+    cta: Option<Value>,
+    #[serde(default)]
+    consent: Option<ConsentConfig>,
+    #[serde(default)]
+    channels: Option<Value>,
+    #[serde(default)]
+    conversions: Option<Vec<ConversionDef>>,
+    #[serde(default)]
+    limits: Option<RateLimits>,
+    #[serde(default)]
+    attribution: Option<AttributionConfig>,
+}
+
+/// Tells a field sent as `null` (Some(None)) from one left out (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(|v| Some(v.filter(|v| !v.is_null())))
+}
+
+/// `PATCH /v1/sites/{site}` (admin): changes origins, rules, CTAs, consent
+/// policy, conversions, webhooks, limits or retention, validated exactly as
+/// at creation. Optimistic: an update that raced another answers 409 and
+/// changes nothing. Answers the site as `GET` does.
+pub async fn update(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = ctx.param("site").cloned().unwrap_or_default();
+    reply(update_inner(req, &ctx.env, &id).await)
+}
+
+async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Response> {
+    auth::require_admin(&req, env)?;
+    body::check_json_media_type(&req)?;
+    let text = body::read_limited(&mut req, body::MAX_BODY).await?;
+    let input: UpdateSite = serde_json::from_value(body::parse_json(&text)?)
+        .map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
+    let mut site = Site::load(env, id).await?;
+    if let Some(n) = input.name {
+        if n.trim().is_empty() || n.len() > 200 {
+            return Err(ApiError::bad_request("invalid_site", "name: 1 to 200 bytes"));
+        }
+        site.name = n;
+    }
+    site.origins = input.origins.unwrap_or(site.origins);
+    site.webhooks = input.webhooks.unwrap_or(site.webhooks);
+    site.retention_days = input.retention_days.unwrap_or(site.retention_days);
+    check_site_fields(&site.origins, &site.webhooks, site.retention_days)?;
+    let c = &mut site.config;
+    if let Some(r) = input.rules {
+        c.rules = r;
+    }
+    c.cta = input.cta.unwrap_or(std::mem::take(&mut c.cta));
+    c.consent = input.consent.unwrap_or(std::mem::take(&mut c.consent));
+    c.channels = input.channels.unwrap_or(std::mem::take(&mut c.channels));
+    c.conversions = input.conversions.unwrap_or(std::mem::take(&mut c.conversions));
+    c.limits = input.limits.unwrap_or(std::mem::take(&mut c.limits));
+    c.attribution = input.attribution.unwrap_or(std::mem::take(&mut c.attribution));
+    c.validate()?;
+    let now = now_ms().max(site.updated_at + 1);
+    let result = env
+        .d1("DB")?
+        .prepare(
+            "UPDATE sites SET name = ?2, origins = ?3, config = ?4, webhooks = ?5, retention_days = ?6, updated_at = ?7 \
+             WHERE id = ?1 AND updated_at = ?8",
+        )
+        .bind(&[
+            site.id.as_str().into(),
+            site.name.as_str().into(),
+            serde_json::to_string(&site.origins)?.into(),
+            serde_json::to_string(&site.config)?.into(),
+            serde_json::to_string(&site.webhooks)?.into(),
+            js_num(site.retention_days),
+            js_num(now),
+            js_num(site.updated_at),
+        ])?
+        .run()
+        .await?;
+    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+        return Err(ApiError::new(409, "concurrent_update", "the site changed meanwhile: read it again and retry"));
+    }
+    site.updated_at = now;
+    Ok(Response::from_json(&site.public_json())?)
 }
 
 /// `GET /v1/sites/{site}` (admin).
