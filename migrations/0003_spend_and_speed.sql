@@ -19,3 +19,11 @@ ALTER TABLE conversions ADD COLUMN first_touch_ts INTEGER;
 -- included), written by the visitor's Durable Object with its score, so
 -- `GET /v1/leads` says why each lead is where it is.
 ALTER TABLE visitors ADD COLUMN drivers TEXT;
+
+-- The score's snapshot (core `scoring::Snapshot`): engagement as of the last
+-- activity, fit and the fold's instants, so `GET /v1/leads` shows each lead's
+-- score decayed to the time of the request, not frozen at its last event.
+ALTER TABLE visitors ADD COLUMN engagement_milli INTEGER;
+ALTER TABLE visitors ADD COLUMN fit_milli INTEGER;
+ALTER TABLE visitors ADD COLUMN last_activity_ms INTEGER;
+ALTER TABLE visitors ADD COLUMN last_at_ms INTEGER;

@@ -82,6 +82,16 @@ test('reports: attribution (every model, Markov, Shapley), KPIs, paths, leads; J
   const top = l.leads.find((x) => x.drivers.some((d) => d.action === 'web.pricing_view'));
   assert.ok(top, `a lead is explained by its pricing view: ${JSON.stringify(l.leads)}`);
   assert.ok(top.drivers.every((d) => typeof d.points === 'number' && d.count >= 1));
+  // Leads are scored as of the request: age the top lead's stored snapshot by
+  // three full weeks (the default decay takes 2 points per full 7 days).
+  const row = d1(`SELECT score_milli, engagement_milli, fit_milli FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = ${q(top.visitor_id)}`)[0];
+  assert.equal(row.engagement_milli + row.fit_milli, row.score_milli, 'no decay within the hour');
+  assert.equal(top.score, row.score_milli / 1000);
+  const weeks = 21 * 86_400_000 + 60_000;
+  d1(`UPDATE visitors SET last_activity_ms = last_activity_ms - ${weeks}, last_at_ms = last_at_ms - ${weeks} WHERE site_id = ${q(site.id)} AND visitor_id = ${q(top.visitor_id)}`);
+  const aged = (await (await get(`/v1/leads?site=${site.id}`)).json()).leads.find((x) => x.visitor_id === top.visitor_id);
+  assert.equal(aged.score_at_last_event, row.score_milli / 1000);
+  assert.equal(aged.score, (Math.max(0, row.engagement_milli - 6000) + row.fit_milli) / 1000, JSON.stringify(aged));
   const tier = l.leads[0].tier;
   const byTier = await (await get(`/v1/leads?site=${site.id}&tier=${tier}`)).json();
   assert.ok(byTier.leads.every((x) => x.tier === tier));

@@ -12,6 +12,7 @@ use microfunnel_core::attribution::PathTable;
 use microfunnel_core::attribution::markov::{self, MarkovOptions};
 use microfunnel_core::attribution::metrics::{self, AqsInputs, Kpi, KpiInput};
 use microfunnel_core::attribution::shapley::{SetCounts, ShapleyOptions};
+use microfunnel_core::scoring::Snapshot;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use worker::{Env, Request, Response, Result, RouteContext};
@@ -487,11 +488,17 @@ struct FastRow {
     min_ms: f64,
 }
 
-/// `GET /v1/leads?site=&tier=&limit=`: visitors by score, highest first (the
-/// score as of the visitor's last event).
+/// `GET /v1/leads?site=&tier=&limit=`: visitors by score, highest first. The
+/// score and tier are as of the request — the stored snapshot decayed by the
+/// core to now under the site's current rules — and `score_at_last_event`
+/// is what the visitor's object last computed. Decay only lowers a score, so
+/// the candidates are the `LEADS_SCAN` highest stored scores.
 pub async fn leads(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     reply(leads_inner(&req, &ctx.env).await)
 }
+
+/// How many stored leads (highest first) a leads request re-scores.
+const LEADS_SCAN: i64 = 10_000;
 
 async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let q = query(req, env).await?;
@@ -503,37 +510,78 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         let known: Vec<&str> = rules.tier_ids().collect();
         return Err(ApiError::bad_request("invalid_query", format!("tier: one of {}", known.join(", "))));
     }
+    let n = usize::try_from(limit(&q, 100, 1000)?).unwrap_or(100);
     let rows: Vec<Value> = env
         .d1("DB")?
         .prepare(
-            "SELECT visitor_id, user_id, score_milli / 1000.0 AS score, tier, rules_version, first_seen, last_seen, events, \
-             drivers FROM visitors WHERE site_id = ?1 AND (?2 IS NULL OR tier = ?2) ORDER BY score_milli DESC, visitor_id LIMIT ?3",
+            "SELECT visitor_id, user_id, score_milli, tier, rules_version, first_seen, last_seen, events, drivers, \
+             engagement_milli, fit_milli, last_activity_ms, last_at_ms \
+             FROM visitors WHERE site_id = ?1 ORDER BY score_milli DESC, visitor_id LIMIT ?2",
         )
-        .bind(&[
-            q.site.id.as_str().into(),
-            tier.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
-            js_num(limit(&q, 100, 1000)?),
-        ])?
+        .bind(&[q.site.id.as_str().into(), js_num(LEADS_SCAN)])?
         .all()
         .await?
         .results()?;
+    let Some(now) = Timestamp::from_millis(crate::sites::now_ms()) else {
+        return Err(ApiError::new(500, "internal", "the clock is out of range"));
+    };
+    let int = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64).map(|f| f as i64);
+    let mut leads: Vec<(i64, Value)> = Vec::with_capacity(rows.len().min(n));
+    for r in rows {
+        let stored = int(&r, "score_milli").unwrap_or(0);
+        // Rows written before snapshots existed keep their stored score.
+        let (milli, current_tier) = match (int(&r, "engagement_milli"), int(&r, "fit_milli")) {
+            (Some(engagement_milli), Some(fit_milli)) => {
+                let snap = Snapshot {
+                    engagement_milli,
+                    fit_milli,
+                    last_activity_ms: int(&r, "last_activity_ms"),
+                    last_at_ms: int(&r, "last_at_ms"),
+                };
+                (snap.total(&rules, now).milli(), snap.tier(&rules, now).to_owned())
+            }
+            _ => (stored, r.get("tier").and_then(Value::as_str).unwrap_or_default().to_owned()),
+        };
+        if tier.as_ref().is_some_and(|t| *t != current_tier) {
+            continue;
+        }
+        let drivers = r.get("drivers").and_then(Value::as_str).and_then(|t| serde_json::from_str::<Value>(t).ok());
+        leads.push((
+            milli,
+            json!({
+                "visitor_id": r.get("visitor_id"),
+                "user_id": r.get("user_id"),
+                "score": milli as f64 / 1000.0,
+                "tier": current_tier,
+                "score_at_last_event": stored as f64 / 1000.0,
+                "rules_version": r.get("rules_version"),
+                "first_seen": r.get("first_seen"),
+                "last_seen": r.get("last_seen"),
+                "events": r.get("events"),
+                "drivers": drivers.unwrap_or_else(|| json!([])),
+            }),
+        ));
+    }
+    // Stable: equal scores keep the stored order (score, then visitor id).
+    leads.sort_by_key(|l| std::cmp::Reverse(l.0));
+    leads.truncate(n);
+    let leads: Vec<Value> = leads.into_iter().map(|(_, v)| v).collect();
     if q.csv {
-        let cols =
-            ["visitor_id", "user_id", "score", "tier", "rules_version", "first_seen", "last_seen", "events", "drivers"];
+        let cols = [
+            "visitor_id",
+            "user_id",
+            "score",
+            "tier",
+            "score_at_last_event",
+            "rules_version",
+            "first_seen",
+            "last_seen",
+            "events",
+            "drivers",
+        ];
         let out: Vec<Vec<Value>> =
-            rows.iter().map(|r| cols.iter().map(|c| r.get(*c).cloned().unwrap_or(Value::Null)).collect()).collect();
+            leads.iter().map(|r| cols.iter().map(|c| r.get(*c).cloned().unwrap_or(Value::Null)).collect()).collect();
         return csv_response(&cols, &out);
     }
-    // `drivers` is stored as JSON text: hand it back as JSON.
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|mut r| {
-            let parsed = r.get("drivers").and_then(Value::as_str).and_then(|t| serde_json::from_str::<Value>(t).ok());
-            if let Some(obj) = r.as_object_mut() {
-                obj.insert("drivers".into(), parsed.unwrap_or_else(|| json!([])));
-            }
-            r
-        })
-        .collect();
-    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "leads": rows}))?)
+    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "at": now, "leads": leads}))?)
 }

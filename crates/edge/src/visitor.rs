@@ -355,7 +355,7 @@ impl Visitor {
                 sql.exec("DELETE FROM journey", None)?;
             }
         }
-        let score = self.with_scorer(&rules, now, |s| s.score(now))?;
+        let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
         let events_total = self.count("ledger")?;
         let mut converted = Vec::new();
         for p in pending {
@@ -378,7 +378,7 @@ impl Visitor {
         }
         self.schedule().await?;
         let sessions = self.sessions(&touched_sessions)?;
-        self.save_summary(&body.site, &body.visitor, &score, events_total, &fresh).await?;
+        self.save_summary(&body.site, &body.visitor, &score, &snapshot, events_total, &fresh).await?;
         self.save_sessions(&body.site, &body.visitor, &sessions).await?;
         Ok(json!({
             "visitor": body.visitor,
@@ -513,6 +513,7 @@ impl Visitor {
         site: &str,
         visitor: &str,
         score: &microfunnel_core::scoring::Score,
+        snapshot: &microfunnel_core::scoring::Snapshot,
         events: i64,
         fresh: &[(Event, i64)],
     ) -> ApiResult<()> {
@@ -523,12 +524,15 @@ impl Visitor {
         let db = self.env.d1("DB")?;
         db.prepare(
             "INSERT INTO visitors (site_id, visitor_id, user_id, first_seen, last_seen, events, score_milli, tier, \
-             rules_version, drivers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(site_id, visitor_id) \
+             rules_version, drivers, engagement_milli, fit_milli, last_activity_ms, last_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(site_id, visitor_id) \
              DO UPDATE SET user_id = COALESCE(excluded.user_id, visitors.user_id), \
              first_seen = MIN(visitors.first_seen, excluded.first_seen), \
              last_seen = MAX(visitors.last_seen, excluded.last_seen), events = excluded.events, \
              score_milli = excluded.score_milli, tier = excluded.tier, rules_version = excluded.rules_version, \
-             drivers = excluded.drivers WHERE excluded.events >= visitors.events",
+             drivers = excluded.drivers, engagement_milli = excluded.engagement_milli, fit_milli = excluded.fit_milli, \
+             last_activity_ms = excluded.last_activity_ms, last_at_ms = excluded.last_at_ms \
+             WHERE excluded.events >= visitors.events",
         )
         .bind(&[
             site.into(),
@@ -541,6 +545,10 @@ impl Visitor {
             score.tier.as_str().into(),
             score.rules_version.as_str().into(),
             serde_json::to_string(&top_drivers(score))?.into(),
+            js_num(snapshot.engagement_milli),
+            js_num(snapshot.fit_milli),
+            snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
+            snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
         ])?
         .run()
         .await?;

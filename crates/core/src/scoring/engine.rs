@@ -525,6 +525,49 @@ impl Scorer {
     }
 }
 
+/// What a score needs to be brought forward in time with nothing new: the
+/// engagement as of the last activity, the fit, and the two instants the
+/// fold keeps. Stored next to a lead (the edge's `visitors` row) so a report
+/// can show today's score — decayed — without replaying the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Milli-points, as of `last_activity` (no decay applied after it).
+    pub engagement_milli: i64,
+    pub fit_milli: i64,
+    pub last_activity_ms: Option<i64>,
+    pub last_at_ms: Option<i64>,
+}
+
+impl Snapshot {
+    /// The total at `at`: exactly `Scorer::total(at)` of the scorer it was
+    /// taken from, as long as no entry came since.
+    pub fn total(&self, rules: &Rules, at: Timestamp) -> Points {
+        let at_ms = self.last_at_ms.map_or(at.millis(), |last| at.millis().max(last));
+        let engagement = match self.last_activity_ms {
+            Some(last) => decayed(&rules.decay, self.engagement_milli, at_ms.saturating_sub(last)),
+            None => self.engagement_milli.max(0),
+        };
+        Points(engagement.saturating_add(self.fit_milli))
+    }
+
+    /// The tier id at `at` under `rules`.
+    pub fn tier<'r>(&self, rules: &'r Rules, at: Timestamp) -> &'r str {
+        rules.tier_id(rules.tier_of(self.total(rules, at).milli()))
+    }
+}
+
+impl Scorer {
+    /// The state a later [`Snapshot::total`] needs.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            engagement_milli: self.state.engagement,
+            fit_milli: self.state.fit,
+            last_activity_ms: self.state.last_activity.map(Timestamp::millis),
+            last_at_ms: self.state.last_at.map(Timestamp::millis),
+        }
+    }
+}
+
 /// Batch evaluation (edge, CLI): the same fold over the events sorted into
 /// ledger order. Identical to feeding them to a [`Scorer`] in any order.
 pub fn evaluate(rules: &Rules, events: &[Event], at: Timestamp) -> Score {
@@ -612,6 +655,30 @@ mod tests {
                     scorer.apply(&events[i]);
                 }
                 prop_assert_eq!(scorer.score(at), batch);
+            }
+
+            /// A snapshot brought forward equals the scorer's own total and
+            /// tier at any later time, under linear and exponential decay.
+            #[test]
+            fn snapshot_equals_the_scorer_later(
+                spec in proptest::collection::vec((0usize..6, 0i64..30_000, 0u8..40), 0..30),
+                later_minutes in proptest::collection::vec(0i64..200_000, 1..6),
+                exponential in any::<bool>(),
+            ) {
+                let mut rules = Rules::default_rules();
+                if exponential {
+                    rules.decay = crate::scoring::Decay::Exponential { half_life_ms: 5 * 86_400_000 };
+                }
+                let mut scorer = Scorer::new(rules.clone());
+                for (n, m, id) in &spec {
+                    scorer.apply(&event(*n, *m, *id, true));
+                }
+                let snap = scorer.snapshot();
+                for m in later_minutes {
+                    let at = Timestamp::from_millis(1_772_445_600_000 + m * 60_000).unwrap();
+                    prop_assert_eq!(snap.total(&rules, at), scorer.total(at));
+                    prop_assert_eq!(snap.tier(&rules, at), scorer.tier(at));
+                }
             }
         }
     }

@@ -68,7 +68,7 @@ mod rules;
 #[cfg(feature = "toml")]
 mod toml_source;
 
-pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, TierChange, evaluate};
+pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, Snapshot, TierChange, evaluate};
 pub use explain::{Driver, Fall, Hint, Lift, Score, Velocity};
 pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules};
 
