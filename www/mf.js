@@ -24,4 +24,4 @@ var dl=w.dataLayer;if(md=='gcm'&&!dl)dl=w.dataLayer=[];
 if(dl&&/^(gcm)?$/.test(md)){dl.forEach(g);var P=dl.push;dl.push=function(){var r=P.apply(dl,arguments);[].forEach.call(arguments,g);sy();return r}}
 if(w.__tcfapi&&/^(tcf)?$/.test(md)){T=setTimeout(function(){T=0;sy()},500);try{w.__tcfapi('addEventListener',2,function(t,k){
 if(k&&/^(tcloaded|useractioncomplete)$/.test(t.eventStatus)){S.tcf={gdprApplies:!!t.gdprApplies,purposeConsents:(t.purpose||{}).consents||{}};clearTimeout(T);T=0;sy()}})}catch(e){T=0}}
-o.forEach(function(a){mf.apply(0,a)});sy()})(window,document,navigator);
+o.forEach(function(a){mf.apply(0,a)});sy();if(md=='banner'){st=d.createElement('script');st.src=new URL('banner.js',src);d.head.appendChild(st)}})(window,document,navigator);

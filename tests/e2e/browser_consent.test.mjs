@@ -1,7 +1,8 @@
 // The script tag in real Chromium against `wrangler dev`: for each consent
 // state, exactly which requests leave the page and what is stored on the
 // device; SPA navigation; the pagehide flush; CTAs switching by tier; CTA
-// config rendered as inert text.
+// config rendered as inert text; the built-in banner; CTA impressions; the
+// site config cached on the device.
 //
 // Automated Chromium is filtered as a bot by the loader; `mf_allow_bots` is
 // the documented switch that lets these tests through.
@@ -108,14 +109,14 @@ const matrix = [
     consent: { analytics: true, personalization: true },
     stamp: { analytics: true, personalization: true, marketing: false },
     config: true,
-    local: ['mf_demo_id', 'mf_demo_l'],
+    local: ['mf_demo_cfg', 'mf_demo_id', 'mf_demo_l'],
   },
   {
     name: 'all purposes',
     consent: 'grant-all',
     stamp: { analytics: true, personalization: true, marketing: true },
     config: true,
-    local: ['mf_demo_id', 'mf_demo_l'],
+    local: ['mf_demo_cfg', 'mf_demo_id', 'mf_demo_l'],
   },
   {
     name: 'all purposes with GPC on',
@@ -123,7 +124,7 @@ const matrix = [
     gpc: true,
     stamp: { analytics: true, personalization: true, marketing: false },
     config: true,
-    local: ['mf_demo_id', 'mf_demo_l'],
+    local: ['mf_demo_cfg', 'mf_demo_id', 'mf_demo_l'],
   },
 ];
 
@@ -137,6 +138,8 @@ for (const c of matrix) {
     await page.evaluate((consent) => mf('consent', consent), c.consent);
     await until(() => batches.length > 0);
     await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0);
+    // With personalization the site config is cached on the device (`mf_demo_cfg`).
+    if (c.config) await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
 
     const expected = ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js', 'GET /pkg/microfunnel.js',
       'GET /pkg/microfunnel_bg.wasm', ...(c.config ? ['GET /v1/sites/demo/config'] : [])];
@@ -343,5 +346,176 @@ test('a script injection attempt in the CTA config renders as inert text', async
   assert.equal(await cta.getAttribute('href'), '/demo/blog/');
   await cta.click({ modifiers: [], trial: true });
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await context.close();
+});
+
+/** Serves the demo pages with `data-consent="banner"` on the script tag. */
+async function useBanner(context) {
+  await context.route(/\/demo\/([a-z]+\/)?$/, async (route) => {
+    const res = await route.fetch();
+    const html = (await res.text()).replace('data-site="demo"', 'data-site="demo" data-consent="banner"');
+    await route.fulfill({ response: res, body: html });
+  });
+}
+
+const banner = (page) => page.getByRole('dialog', { name: 'Privacy choices' });
+const beforeChoice = ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js', 'GET /banner.js'];
+const nothingStored = { cookies: [], local: [], session: [], idb: [] };
+
+test('built-in banner: shown before any choice, nothing else fetched or stored; keyboard "Accept all" loads the module, remembered on the next page', async () => {
+  const { context, page, requests, batches } = await open();
+  await useBanner(context);
+  await page.goto(base + '/demo/');
+  await banner(page).waitFor();
+  await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
+  await page.waitForTimeout(2500);
+  assert.deepEqual(paths(requests).sort(), [...beforeChoice].sort());
+  assert.deepEqual(await stored(context, page), nothingStored);
+  const buttons = await banner(page).getByRole('button').allTextContents();
+  assert.deepEqual(buttons, ['Accept all', 'Only necessary', 'Analytics only']);
+  // Keyboard only: the banner comes first in the tab order.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Accept all');
+  await page.keyboard.press('Enter');
+  assert.equal(await banner(page).count(), 0, 'the banner is gone once chosen');
+  await until(() => batches.length > 0);
+  const evs = events(batches);
+  assert.ok(evs.some((e) => e.event === 'Before Consent'), 'the pre-choice call is replayed');
+  for (const e of evs) assert.deepEqual(e.consent, { analytics: true, personalization: true, marketing: true, policy: 1 });
+  assert.ok(paths(requests).includes('GET /pkg/microfunnel_bg.wasm'));
+  await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0);
+  assert.deepEqual((await stored(context, page)).local, ['mf_demo_cfg', 'mf_demo_choice', 'mf_demo_id', 'mf_demo_l']);
+  assert.equal(await page.evaluate(() => localStorage.getItem('mf_demo_choice')), '"grant-all"');
+
+  // The next page applies the remembered grant without showing the banner.
+  const sent = batches.length;
+  await page.goto(base + '/demo/tarifs/');
+  await until(() => batches.length > sent);
+  assert.equal(await banner(page).count(), 0);
+  assert.deepEqual((await page.evaluate(() => mf('_state'))).consent, { analytics: true, personalization: true, marketing: true });
+
+  // Withdrawal clears everything, the remembered choice included: the banner asks again.
+  await page.evaluate(() => mf('consent', 'deny-all'));
+  assert.deepEqual(await stored(context, page), nothingStored);
+  await page.goto(base + '/demo/');
+  await banner(page).waitFor();
+  await context.close();
+});
+
+test('built-in banner: "Only necessary" (keyboard, and Escape) sends nothing and stores nothing', async () => {
+  const { context, page, requests } = await open();
+  await useBanner(context);
+  await page.goto(base + '/demo/');
+  await banner(page).waitFor();
+  await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Only necessary');
+  await page.keyboard.press('Enter');
+  assert.equal(await banner(page).count(), 0);
+  await page.waitForTimeout(2500);
+  assert.deepEqual(paths(requests).sort(), [...beforeChoice].sort());
+  assert.deepEqual(await stored(context, page), nothingStored);
+  // A denial is not remembered: the next page asks again; Escape also means "only necessary".
+  await page.reload();
+  await banner(page).waitFor();
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Escape');
+  assert.equal(await banner(page).count(), 0);
+  await page.waitForTimeout(1000);
+  assert.equal(requests.some((r) => r.url.includes('/pkg/') || r.url.includes('/v1/')), false);
+  assert.deepEqual(await stored(context, page), nothingStored);
+  await context.close();
+});
+
+test('built-in banner: "Analytics only" grants analytics alone', async () => {
+  const { context, page, batches } = await open();
+  await useBanner(context);
+  await page.goto(base + '/demo/');
+  await banner(page).getByRole('button', { name: 'Analytics only' }).click();
+  await until(() => batches.length > 0);
+  for (const e of events(batches)) assert.deepEqual(e.consent, { analytics: true, personalization: false, marketing: false, policy: 1 });
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0);
+  assert.deepEqual((await stored(context, page)).local, ['mf_demo_choice', 'mf_demo_id']);
+  await context.close();
+});
+
+test('CTA impressions: "CTA Viewed" once per visible CTA per page view with analytics, never without', async () => {
+  const { context, page, batches } = await open();
+  await page.goto(base + '/demo/');
+  await page.evaluate(() => mf('consent', { analytics: true }));
+  await until(() => events(batches).some((e) => e.event === 'CTA Viewed'));
+  // Out of view and back: still one impression on this page view.
+  await page.evaluate(() => { document.body.style.minHeight = '5000px'; window.scrollTo(0, 4000); });
+  await page.waitForTimeout(300);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(2500);
+  const viewed = events(batches).filter((e) => e.event === 'CTA Viewed');
+  // Only the variant shown (cold, without personalization) is visible; the action CTA is hidden.
+  assert.deepEqual(viewed.map((e) => e.properties), [
+    { cta: 'primary', tier: 'cold', variant: 'Lire le guide : vos droits en cas de licenciement' },
+  ]);
+  // A new (SPA) page view counts again.
+  await page.evaluate(() => history.pushState({}, '', '/demo/spa-cta'));
+  await until(() => events(batches).filter((e) => e.event === 'CTA Viewed').length === 2);
+  const last = events(batches).filter((e) => e.event === 'CTA Viewed')[1];
+  assert.equal(last.context.page.path, '/demo/spa-cta');
+  // A click carries the CTA's name and tier.
+  await page.evaluate(() => document.querySelector('[data-mf-cta="primary"]').addEventListener('click', (e) => e.preventDefault()));
+  await page.click('[data-mf-cta="primary"]');
+  await until(() => events(batches).some((e) => e.event === 'CTA Clicked'));
+  const click = events(batches).find((e) => e.event === 'CTA Clicked');
+  assert.equal(click.properties.cta, 'primary');
+  assert.equal(click.properties.tier, 'cold');
+  await context.close();
+
+  // Personalization alone: the CTAs switch, but no impression (nor anything else) leaves the page.
+  const p = await open();
+  await p.page.goto(base + '/demo/');
+  await p.page.evaluate(() => mf('consent', { personalization: true }));
+  await until(async () => (await p.page.evaluate(() => mf('_state')))?.tier === 'cold');
+  await p.page.waitForTimeout(2500);
+  assert.equal(p.requests.some((r) => r.url.endsWith('/v1/batch')), false);
+  await p.context.close();
+});
+
+test('site config cached on the device: used before the network answers, revalidated with If-None-Match, cleared on withdrawal', async () => {
+  const { context, page } = await open();
+  const seen = [];
+  let delay = 0;
+  await context.route('**/v1/sites/demo/config', async (route) => {
+    seen.push(route.request().headers()['if-none-match'] ?? null);
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    const res = await route.fetch(); // the real collector: its ETag, and its 304
+    if (res.status() === 304) return route.fulfill({ response: res });
+    const body = await res.json();
+    body.cta = { primary: { cold: { text: 'Guide (site config)' } } };
+    await route.fulfill({ response: res, body: JSON.stringify(body) });
+  });
+  await page.goto(base + '/demo/');
+  await page.evaluate(() => mf('consent', { personalization: true }));
+  const cta = page.locator('main a[data-mf-cta="primary"]');
+  await until(async () => (await cta.textContent()) === 'Guide (site config)');
+  await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
+  const cached = JSON.parse(await page.evaluate(() => localStorage.getItem('mf_demo_cfg')));
+  assert.match(cached.e, /^"[0-9a-f]{32}"$/);
+  assert.deepEqual(Object.keys(cached.c).sort(), ['cta', 'rules_compact', 'rules_version']);
+  assert.deepEqual(seen, [null]);
+
+  // Next page: the config answers only after 3 s; the cached variant shows before that.
+  delay = 3000;
+  const answered = page.waitForResponse('**/v1/sites/demo/config');
+  await page.goto(base + '/demo/');
+  await page.evaluate(() => mf('consent', { personalization: true }));
+  await until(async () => (await cta.textContent()) === 'Guide (site config)', 2500);
+  assert.deepEqual(seen, [null, cached.e], 'revalidated with the cached ETag');
+  assert.equal((await answered).status(), 304);
+  await page.waitForTimeout(200);
+  assert.equal(await cta.textContent(), 'Guide (site config)', 'a 304 keeps the cached config');
+
+  // Withdrawal clears the cached config with the rest of our storage.
+  await page.evaluate(() => mf('consent', { personalization: false }));
+  assert.deepEqual(await stored(context, page), nothingStored);
   await context.close();
 });

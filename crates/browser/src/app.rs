@@ -49,6 +49,10 @@ pub struct App {
     pub config_version: Option<String>,
     pub tier_cbs: Vec<js_sys::Function>,
     pub out: transport::Outbox,
+    /// CTAs already reported as viewed on this page view.
+    pub cta_seen: Vec<String>,
+    /// The `IntersectionObserver` watching `[data-mf-cta]` (once active).
+    pub cta_io: JsValue,
 }
 
 thread_local! {
@@ -100,6 +104,8 @@ pub fn init(cfg: &JsValue) {
         config_version: None,
         tier_cbs: Vec::new(),
         out: transport::Outbox::default(),
+        cta_seen: Vec::new(),
+        cta_io: JsValue::UNDEFINED,
     };
     APP.with(|a| {
         if let Ok(mut a) = a.try_borrow_mut() {
@@ -187,8 +193,14 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
         js::store_del("sessionStorage", &key(app, "s"));
         save_campaign(app);
     }
+    let purposes = [Purpose::Analytics, Purpose::Personalization, Purpose::Marketing];
+    if purposes.iter().any(|&p| before.allows(p) && !c.allows(p)) || !purposes.iter().any(|&p| c.allows(p)) {
+        // The built-in banner remembers a grant only while it stands.
+        js::store_del("localStorage", &key(app, "choice"));
+    }
     if before.allows(Purpose::Personalization) && !personal {
         js::store_del("localStorage", &key(app, "l"));
+        js::store_del("localStorage", &key(app, "cfg"));
         app.ledger.clear();
         app.scorer = Scorer::new(app.scorer.rules().clone());
     }

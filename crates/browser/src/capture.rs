@@ -1,7 +1,7 @@
 //! Automatic capture, installed once on the first grant: page views (SPA
 //! aware), tagged clicks, outbound links and downloads, form submissions
 //! (ids and names only, never values), scroll depth, engaged time, CTA
-//! clicks, and the page-hide flush.
+//! impressions and clicks, and the page-hide flush.
 
 use crate::app::{self, App, Effects, Kind, Spa};
 use crate::{conv, cta, js, transport};
@@ -51,7 +51,51 @@ pub fn page(app: &mut App, fx: &mut Effects, force: bool) {
     app.last_key = k;
     app.last_url = href;
     app.scroll_seen = 0;
+    app.cta_seen.clear();
+    // Observing again reports what is already visible on the new view.
+    for el in cta::all("[data-mf-cta]") {
+        js::call(&app.cta_io, "unobserve", &[&el]);
+        js::call(&app.cta_io, "observe", &[&el]);
+    }
     app::emit(app, Kind::Page, Value::Null, Value::Null, fx);
+}
+
+/// `CTA Viewed` {cta, tier, variant}: the first time per page view a
+/// `[data-mf-cta]` element is at least half visible. Only with analytics
+/// (an impression is measurement, not a scoring input of its own).
+fn cta_seen(entries: JsValue) {
+    let Ok(entries) = entries.dyn_into::<js_sys::Array>() else { return };
+    for entry in entries.iter() {
+        let ratio = js::get(&entry, "intersectionRatio").as_f64().unwrap_or(0.0);
+        if js::get(&entry, "isIntersecting").as_bool() != Some(true) || ratio < 0.5 {
+            continue;
+        }
+        let el = js::get(&entry, "target");
+        let Some(name) = attr(&el, "data-mf-cta") else { continue };
+        let text: String = js::get_str(&el, "textContent").unwrap_or_default().trim().chars().take(100).collect();
+        run(|a, fx| {
+            if !a.consent.allows(microfunnel_core::Purpose::Analytics) || a.cta_seen.contains(&name) {
+                return;
+            }
+            a.cta_seen.push(name.clone());
+            let mut p = Map::new();
+            p.insert("cta".into(), Value::String(name));
+            if let Some(t) = &a.tier {
+                p.insert("tier".into(), Value::String(t.clone()));
+            }
+            if !text.is_empty() {
+                p.insert("variant".into(), Value::String(text));
+            }
+            app::emit(a, Kind::Track("CTA Viewed"), Value::Object(p), Value::Null, fx);
+        });
+    }
+}
+
+/// The observer of CTA impressions (`undefined` where the page has none).
+pub fn cta_observer() -> JsValue {
+    let opts = js::obj();
+    js::set(&opts, "threshold", &JsValue::from_f64(0.5));
+    js::construct("IntersectionObserver", &[&js::func(cta_seen), &opts])
 }
 
 pub fn install(spa: Spa) {

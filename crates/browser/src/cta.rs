@@ -11,7 +11,7 @@ use crate::js;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
-fn all(sel: &str) -> Vec<JsValue> {
+pub fn all(sel: &str) -> Vec<JsValue> {
     let list = js::call(&js::g("document"), "querySelectorAll", &[&js::s(sel)]);
     let n = js::get(&list, "length").as_f64().unwrap_or(0.0) as u32;
     (0..n).map(|i| js::call(&list, "item", &[&JsValue::from(i)])).collect()

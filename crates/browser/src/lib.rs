@@ -79,7 +79,9 @@ fn signals(raw: &JsValue) {
     let Some((first, spa)) = app::with(|a| (app::set_consent(a, consent), a.spa)) else { return };
     if first {
         capture::install(spa);
+        let io = capture::cta_observer();
         capture::run(|a, fx| {
+            a.cta_io = io;
             app::read_campaign(a);
             capture::page(a, fx, false);
             cta::show(a);
@@ -109,9 +111,12 @@ fn config(v: &JsValue) {
 }
 
 /// `GET {api}/v1/sites/{site}/config` (personalization granted): the site's
-/// rules and CTA variants; the default rules apply until it arrives.
+/// rules and CTA variants; the default rules apply until it arrives. With
+/// personalization the config is cached on the device (`mf_{site}_cfg`:
+/// `{e: ETag, c: {rules_version, rules_compact, cta}}`), applied at once on
+/// the next page and revalidated with `If-None-Match` (a 304 keeps it).
 fn fetch_config() {
-    let Some(url) = app::with(|a| {
+    let Some((url, cfg_key)) = app::with(|a| {
         if !a.consent.allows(Purpose::Personalization) {
             return None;
         }
@@ -119,22 +124,56 @@ fn fetch_config() {
         u.push_str("/v1/sites/");
         u.push_str(&js_sys::encode_uri_component(&a.site).as_string().unwrap_or_default());
         u.push_str("/config");
-        Some(u)
+        Some((u, app::key(a, "cfg")))
     })
     .flatten() else {
         return;
     };
     let init = js::obj();
     js::set(&init, "credentials", &js::s("omit"));
+    let cached = js::store_get("localStorage", &cfg_key).map(|t| js::parse(&t));
+    if let Some((etag, c)) = cached.and_then(|v| Some((js::get_str(&v, "e")?, js::get(&v, "c")))) {
+        config(&c);
+        let headers = js::obj();
+        js::set(&headers, "if-none-match", &js::s(&etag));
+        js::set(&init, "headers", &headers);
+    }
     let p = js::call(&js::global(), "fetch", &[&js::s(&url), &init]);
-    let ok = js::func(|resp| {
+    let ok = js::func(move |resp| {
+        // A 304 (`ok` is false) keeps the cached config already applied.
         if js::get(&resp, "ok").as_bool() != Some(true) {
             return;
         }
+        let etag = js::call(&js::get(&resp, "headers"), "get", &[&js::s("etag")]).as_string();
+        let key = cfg_key.clone();
         let body = js::call(&resp, "json", &[]);
-        js::call(&body, "then", &[&js::func(|v| config(&v)), &js::func(|_| {})]);
+        let got = js::func(move |v| {
+            config(&v);
+            if let Some(e) = &etag {
+                cache_config(&key, e, &v);
+            }
+        });
+        js::call(&body, "then", &[&got, &js::func(|_| {})]);
     });
     js::call(&p, "then", &[&ok, &js::func(|_| {})]);
+}
+
+/// Keeps what the module uses of the config, only while personalization
+/// still allows storing it.
+fn cache_config(key: &str, etag: &str, v: &JsValue) {
+    if app::with(|a| a.consent.allows(Purpose::Personalization)) != Some(true) {
+        return;
+    }
+    let c = js::obj();
+    for k in ["rules_version", "rules_compact", "cta"] {
+        js::set(&c, k, &js::get(v, k));
+    }
+    let o = js::obj();
+    js::set(&o, "e", &js::s(etag));
+    js::set(&o, "c", &c);
+    if let Some(text) = js::stringify(&o) {
+        js::store_set("localStorage", key, &text);
+    }
 }
 
 /// Test and debugging view: {consent, tier, queued, active}.

@@ -1,7 +1,8 @@
 //! CORS for the browser endpoints: a response carries
 //! `Access-Control-Allow-Origin` only for an origin the site lists. The
 //! browser sends `text/plain` batches (a simple request, no preflight), but a
-//! preflight is answered too.
+//! preflight is answered too — and needed for the config, which the browser
+//! module revalidates with `If-None-Match` (not a safelisted header).
 
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::Site;
@@ -50,7 +51,7 @@ async fn preflight_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let h = resp.headers();
     h.set("Access-Control-Allow-Origin", &origin)?;
     h.set("Access-Control-Allow-Methods", "POST, OPTIONS")?;
-    h.set("Access-Control-Allow-Headers", "Content-Type")?;
+    h.set("Access-Control-Allow-Headers", "Content-Type, If-None-Match")?;
     h.set("Access-Control-Max-Age", "86400")?;
     h.set("Vary", "Origin")?;
     Ok(resp)
