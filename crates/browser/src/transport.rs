@@ -157,8 +157,9 @@ fn done(app: &mut App, status: f64, retry_after: Option<String>) {
         let exp = 1000.0 * f64::from(1u32 << app.out.failures.min(6));
         let jitter = 0.5 + js_sys::Math::random();
         let wait = retry_after
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .map_or((exp * jitter).min(MAX_BACKOFF_MS), |s| (s * 1000.0).clamp(0.0, 3_600_000.0));
+            // `Retry-After: <seconds>` (RFC 9110 §10.2.3: an integer).
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .map_or((exp * jitter).min(MAX_BACKOFF_MS), |s| (f64::from(s) * 1000.0).min(3_600_000.0));
         persist(app);
         schedule(app, wait);
     } else {

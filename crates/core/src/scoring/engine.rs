@@ -450,7 +450,7 @@ fn holds(predicate: &Predicate, value: Option<&TraitValue>) -> bool {
         (Predicate::Range { min, max }, Some(v)) => {
             let x = match v {
                 TraitValue::Number(x) => Some(*x),
-                TraitValue::Text(t) => t.parse::<f64>().ok().filter(|x| x.is_finite()),
+                TraitValue::Text(t) => crate::text::parse_decimal(t),
                 TraitValue::Cleared => None,
             };
             x.is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m))

@@ -823,7 +823,9 @@ fn check_fit_rule(c: &mut Check<'_>, id: &str, path: &str, body: &Value) -> Opti
     Some(FitRule { id: id.to_owned(), trait_index: trait_index?, predicate, points: points?, label: label? })
 }
 
-/// How trait text is compared: surrounding blanks dropped, lower-cased.
+/// How trait text is compared: surrounding blanks dropped, lower-cased
+/// (`text::lowercase`: the scripts of the EU's languages, without the
+/// Unicode tables).
 pub(crate) fn normalise_text(s: &str) -> String {
-    s.trim().to_lowercase()
+    crate::text::lowercase(s.trim())
 }
