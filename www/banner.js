@@ -3,7 +3,7 @@
    styles only (no markup strings, no external CSS). Nothing is stored before
    a grant; only a grant is remembered (a denial lives in memory only). */
 (function (w, d) {
-  var s = d.querySelector('script[data-consent="banner"][data-site]'), k, saved, box;
+  var s = d.querySelector('script[data-consent="banner"][data-site]'), k, saved, box, back;
   if (!s || !w.mf) return;
   k = 'mf_' + s.getAttribute('data-site') + '_choice';
   try { saved = JSON.parse(localStorage.getItem(k)); } catch (e) {}
@@ -15,7 +15,11 @@
     return e;
   }
   function choose(c) {
+    var had = box.contains(d.activeElement);
     box.remove();
+    // Keyboard users get their place back: focus returns to where it was
+    // before it entered the banner (else Tab simply goes on into the page).
+    if (had && back && back.isConnected) back.focus();
     mf('consent', c);
     if (c != 'deny-all') try { localStorage.setItem(k, JSON.stringify(c)); } catch (e) {}
   }
@@ -36,6 +40,7 @@
     });
     // Escape dismisses as "only necessary": nothing granted, nothing stored.
     box.addEventListener('keydown', function (e) { if (e.key == 'Escape') choose('deny-all'); });
+    box.addEventListener('focusin', function (e) { if (!box.contains(e.relatedTarget)) back = e.relatedTarget; });
     // First in the tab order, without stealing focus from the page.
     d.body.prepend(box);
   }

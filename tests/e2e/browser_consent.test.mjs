@@ -418,11 +418,15 @@ test('built-in banner: "Only necessary" (keyboard, and Escape) sends nothing and
   assert.deepEqual(paths(requests).sort(), [...beforeChoice].sort());
   assert.deepEqual(await stored(context, page), nothingStored);
   // A denial is not remembered: the next page asks again; Escape also means "only necessary".
+  // Entered from the page (Shift+Tab from the first link), the banner hands focus back there.
   await page.reload();
   await banner(page).waitFor();
-  await page.keyboard.press('Tab');
+  await page.locator('header a.brand').focus();
+  await page.keyboard.press('Shift+Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Analytics only');
   await page.keyboard.press('Escape');
   assert.equal(await banner(page).count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'brand', 'focus is back where it was');
   await page.waitForTimeout(1000);
   assert.equal(requests.some((r) => r.url.includes('/pkg/') || r.url.includes('/v1/')), false);
   assert.deepEqual(await stored(context, page), nothingStored);
@@ -517,5 +521,28 @@ test('site config cached on the device: used before the network answers, revalid
   // Withdrawal clears the cached config with the rest of our storage.
   await page.evaluate(() => mf('consent', { personalization: false }));
   assert.deepEqual(await stored(context, page), nothingStored);
+  await context.close();
+});
+
+test('personalization granted later on the same page: the site config is fetched and applied at once', async () => {
+  const { context, page, requests } = await open();
+  await context.route('**/v1/sites/demo/config', async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    body.cta = { primary: { cold: { text: 'Guide (granted later)' } } };
+    await route.fulfill({ response: res, body: JSON.stringify(body) });
+  });
+  await page.goto(base + '/demo/');
+  await page.evaluate(() => mf('consent', { analytics: true }));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.active === true);
+  await page.waitForTimeout(1000);
+  assert.equal(requests.some((r) => r.url.includes('/config')), false, 'no config without personalization');
+  const cta = page.locator('main a[data-mf-cta="primary"]');
+  const before = await cta.textContent();
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: true }));
+  await until(async () => (await cta.textContent()) === 'Guide (granted later)');
+  assert.notEqual(before, 'Guide (granted later)');
+  assert.equal(requests.filter((r) => r.url.includes('/v1/sites/demo/config')).length, 1);
+  await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
   await context.close();
 });

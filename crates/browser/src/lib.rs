@@ -76,7 +76,12 @@ pub fn cmd(args: JsValue) -> JsValue {
 /// New raw consent signals from the loader, resolved by the core.
 fn signals(raw: &JsValue) {
     let consent = app::signals(raw);
-    let Some((first, spa)) = app::with(|a| (app::set_consent(a, consent), a.spa)) else { return };
+    let Some((first, spa, personal_now)) = app::with(|a| {
+        let before = a.consent.allows(Purpose::Personalization);
+        (app::set_consent(a, consent), a.spa, !before && a.consent.allows(Purpose::Personalization))
+    }) else {
+        return;
+    };
     if first {
         capture::install(spa);
         let io = capture::cta_observer();
@@ -89,6 +94,11 @@ fn signals(raw: &JsValue) {
         fetch_config();
     } else {
         app::with(cta::show);
+        // Personalization granted later on this page: the site's rules and
+        // CTA variants now, not on the next page.
+        if personal_now {
+            fetch_config();
+        }
     }
 }
 
