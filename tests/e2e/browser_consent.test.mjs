@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import http from 'node:http';
+import { d1, q } from './lib.mjs';
 
 const base = process.env.MF_BASE_URL;
 const origin = new URL(base).origin;
@@ -544,5 +545,28 @@ test('personalization granted later on the same page: the site config is fetched
   assert.notEqual(before, 'Guide (granted later)');
   assert.equal(requests.filter((r) => r.url.includes('/v1/sites/demo/config')).length, 1);
   await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
+  await context.close();
+});
+
+test('a withdrawal tells the collector (one beacon to /v1/consent): the lead loses its score, then its ledger', async () => {
+  const { context, page, requests } = await open();
+  const row = (anon) => d1(`SELECT events, score_milli, drivers FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
+  const beacons = () => requests.filter((r) => r.method === 'POST' && r.url.endsWith('/v1/consent'));
+  await page.goto(base + '/demo/tarifs/');
+  await page.evaluate(() => mf('consent', 'grant-all'));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
+  const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
+  await until(() => row(anon)?.score_milli > 0, 15000);
+  assert.equal(beacons().length, 0, 'nothing is sent to /v1/consent on a grant');
+
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: false, marketing: true }));
+  await until(() => beacons().length === 1);
+  await until(() => row(anon).score_milli === 0, 15000);
+  assert.equal(row(anon).drivers, '[]');
+
+  await page.evaluate(() => mf('consent', 'deny-all'));
+  await until(() => beacons().length === 2);
+  await until(() => row(anon).events === 0, 15000);
+  assert.deepEqual(await stored(context, page), nothingStored);
   await context.close();
 });

@@ -109,3 +109,85 @@ test('the retention purge deletes raw events older than the site retention', asy
   assert.ok(body.events >= 1);
   assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(site.id)}`)[0].n, 0);
 });
+
+const withdraw = (body, headers = { origin: ORIGIN }) =>
+  fetch(`${base}/v1/consent`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const visitorRow = (site, anon) =>
+  d1(`SELECT events, score_milli, tier, drivers FROM visitors WHERE site_id = ${q(site)} AND visitor_id = ${q(anon)}`)[0];
+
+test('a withdrawal (POST /v1/consent) cuts the visitor profile down by the core, also for events that arrive after it', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const t0 = Date.now();
+  const at = (ms) => new Date(t0 + ms).toISOString();
+  const pricing = (ms, stamp = consent) =>
+    ev({ type: 'page', anonymousId: anon, timestamp: at(ms), consent: stamp, context: { page: { path: '/pricing', url: 'https://clinic.example/pricing?gclid=abc' }, click_ids: { gclid: 'abc' } } });
+  assert.equal((await browser(site.id, [pricing(-60_000)])).status, 200);
+  const scored = visitorRow(site.id, anon);
+  assert.ok(scored.score_milli > 0, JSON.stringify(scored));
+  assert.notEqual(scored.drivers, '[]');
+
+  // Personalization withdrawn: the profile goes, the analytics record stays.
+  const noPersonal = { analytics: true, personalization: false, marketing: true, policy: 1 };
+  const res = await withdraw({ site: site.id, anonymousId: anon, consent: noPersonal, timestamp: at(-30_000) });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.deepEqual({ ...body, score: undefined }, { visitor: anon, score: undefined, tier: 'cold', kept: 1, removed: 0 });
+  assert.equal(body.score, 0);
+  assert.deepEqual(visitorRow(site.id, anon), { events: 1, score_milli: 0, tier: 'cold', drivers: '[]' });
+
+  // An in-flight event captured before the withdrawal (stamped with
+  // personalization) arrives after it: cut down the same way, no score.
+  assert.equal((await browser(site.id, [pricing(-45_000)])).status, 200);
+  assert.deepEqual(visitorRow(site.id, anon), { events: 2, score_milli: 0, tier: 'cold', drivers: '[]' });
+  // Granted again later: new events score again.
+  await browser(site.id, [pricing(-1_000)]);
+  assert.ok(visitorRow(site.id, anon).score_milli > 0);
+
+  const ex = await (await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { headers: admin })).json();
+  const ledger = ex.visitor_objects[0].state.ledger;
+  assert.deepEqual(ledger.map((r) => r.payload.consent.personalization), [false, false, true]);
+  assert.equal(ex.visitor_objects[0].state.withdrawals.length, 1);
+  // The raw events keep the consent they were captured under.
+  assert.equal(ex.tables.events.length, 3);
+
+  // Analytics withdrawn: nothing of the ledger or the journey stays in the object.
+  const none = { analytics: false, personalization: false, marketing: false, policy: 1 };
+  const all = await (await withdraw({ site: site.id, anonymousId: anon, consent: none, timestamp: at(0) })).json();
+  assert.deepEqual({ kept: all.kept, removed: all.removed, tier: all.tier }, { kept: 0, removed: 3, tier: 'cold' });
+  assert.deepEqual(visitorRow(site.id, anon), { events: 0, score_milli: 0, tier: 'cold', drivers: '[]' });
+  const after = await (await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { headers: admin })).json();
+  assert.deepEqual(after.visitor_objects[0].state.ledger, []);
+  assert.deepEqual(after.visitor_objects[0].state.journey, []);
+});
+
+test('POST /v1/consent rejects bad input with a JSON error naming the problem', async () => {
+  const site = await createSite();
+  const good = { site: site.id, anonymousId: randomUUID(), consent: { ...consent, personalization: false }, timestamp: new Date().toISOString() };
+  // Nothing held for that id: nothing to do, and nothing stored.
+  const unknown = await withdraw(good);
+  assert.equal(unknown.status, 200);
+  assert.deepEqual(await unknown.json(), { visitor: null });
+  for (const [body, status, code, mentions] of [
+    [{ ...good, anonymousId: 'me' }, 400, 'invalid_withdrawal', 'anonymousId'],
+    [{ ...good, consent: { analytics: 'no' } }, 400, 'invalid_withdrawal', 'consent'],
+    [{ ...good, timestamp: 'yesterday' }, 400, 'invalid_withdrawal', 'timestamp'],
+    [{ ...good, timestamp: new Date(Date.now() + 3600_000).toISOString() }, 400, 'invalid_withdrawal', 'timestamp'],
+    [{ ...good, userId: 'u1' }, 400, 'invalid_withdrawal', 'userId'],
+    [{ ...good, site: undefined }, 400, 'invalid_withdrawal', 'site'],
+    [{ ...good, site: 'no-such-site' }, 404, 'unknown_site', 'no-such-site'],
+  ]) {
+    const r = await withdraw(body);
+    const b = await r.json();
+    assert.equal(r.status, status, JSON.stringify(b));
+    assert.equal(b.error.code, code);
+    assert.ok(b.error.message.includes(mentions), b.error.message);
+  }
+  const foreign = await withdraw(good, { origin: 'https://evil.example' });
+  assert.equal(foreign.status, 403);
+  assert.equal((await foreign.json()).error.code, 'origin_not_allowed');
+  const notJson = await withdraw('{', {});
+  assert.equal(notJson.status, 400);
+  assert.equal((await notJson.json()).error.code, 'invalid_json');
+});

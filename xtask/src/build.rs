@@ -81,7 +81,7 @@ pub fn browser() -> Result<(), String> {
             // invalidates the other's artifacts.
             .arg("--target-dir")
             .arg(target_dir().join("browser-nightly"))
-            .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
+            .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none")
             .env_remove("RUSTC")
             .env_remove("RUSTDOC")
             .env_remove("CARGO");

@@ -178,6 +178,12 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
     app.consent = c;
     let analytics = c.allows(Purpose::Analytics);
     let personal = c.allows(Purpose::Personalization);
+    let purposes = [Purpose::Analytics, Purpose::Personalization, Purpose::Marketing];
+    let withdrawn = purposes.iter().any(|&p| before.allows(p) && !c.allows(p));
+    if withdrawn && let Some(anon) = &app.anon {
+        // Only an id that was sent (analytics granted) has anything at the edge.
+        transport::withdrawal(app, anon, &conv::to_js(&c.stamp().to_json()));
+    }
     if before.allows(Purpose::Analytics) && !analytics {
         // Withdrawal: stop, forget the id, drop the queue, clear our storage.
         app.anon = None;
@@ -193,8 +199,7 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
         js::store_del("sessionStorage", &key(app, "s"));
         save_campaign(app);
     }
-    let purposes = [Purpose::Analytics, Purpose::Personalization, Purpose::Marketing];
-    if purposes.iter().any(|&p| before.allows(p) && !c.allows(p)) || !purposes.iter().any(|&p| c.allows(p)) {
+    if withdrawn || !purposes.iter().any(|&p| c.allows(p)) {
         // The built-in banner remembers a grant only while it stands.
         js::store_del("localStorage", &key(app, "choice"));
     }

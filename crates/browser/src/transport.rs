@@ -195,6 +195,23 @@ pub fn beacon(app: &mut App) {
     persist(app);
 }
 
+/// The one message sent after a withdrawal: `POST {api}/v1/consent` by
+/// beacon, so the collector cuts down what it holds for this visitor (the
+/// edge's `withdrawals`). Honouring a withdrawal is necessary processing; it
+/// carries the id being forgotten and the new consent, nothing else.
+pub fn withdrawal(app: &App, anon: &str, consent: &JsValue) {
+    let o = js::obj();
+    js::set(&o, "site", &js::s(&app.site));
+    js::set(&o, "anonymousId", &js::s(anon));
+    js::set(&o, "consent", consent);
+    js::set(&o, "timestamp", &js::s(&js::iso(js::now())));
+    if let Some(body) = js::stringify(&o) {
+        let mut u = app.api.trim_end_matches('/').to_owned();
+        u.push_str("/v1/consent");
+        js::call(&js::g("navigator"), "sendBeacon", &[&js::s(&u), &js::s(&body)]);
+    }
+}
+
 fn persist(app: &App) {
     if !app.consent.allows(Purpose::Analytics) {
         return;

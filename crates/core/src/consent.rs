@@ -78,6 +78,18 @@ impl Consent {
         }
     }
 
+    /// What both allow, purpose by purpose. A withdrawal reaches back this
+    /// way: an event captured before it keeps only what its own stamp and
+    /// the withdrawal both allow (never more than it was captured under).
+    pub fn and(self, other: Consent) -> Consent {
+        Consent {
+            analytics: self.analytics && other.analytics,
+            personalization: self.personalization && other.personalization,
+            marketing: self.marketing && other.marketing,
+            policy: self.policy.max(other.policy),
+        }
+    }
+
     pub fn from_stamp(stamp: &ConsentStamp) -> Consent {
         Consent {
             analytics: stamp.analytics,
@@ -366,6 +378,16 @@ pub struct Minimised {
     pub stripped: Vec<&'static str>,
 }
 
+/// A stored event after a later withdrawal (`withdrawal`, the visitor's
+/// consent once they withdrew): minimised again to what both its own stamp
+/// and the withdrawal allow. `None` when nothing of it may be kept, e.g.
+/// after analytics is withdrawn; without personalization it stays, stamped
+/// so the scorer ignores it (`no_consent`).
+pub fn withdraw(event: Event, withdrawal: &Consent, policy: &MinimisePolicy) -> Minimised {
+    let captured = event.consent.as_ref().map_or(Consent::DENIED, Consent::from_stamp);
+    minimise_with(event, &captured.and(*withdrawal), policy)
+}
+
 /// [`minimise_with`] under the default site policy.
 pub fn minimise(event: Event, consent: &Consent) -> Option<Event> {
     minimise_with(event, consent, &MinimisePolicy::default()).event
@@ -493,6 +515,15 @@ pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
             event.derive_channel(&Default::default());
             let out = minimise_with(event, &resolve(&signals), &policy.unwrap_or_default());
             Ok(json!(out))
+        }
+        "consent.withdraw" => {
+            let now: crate::Timestamp = field(input, "now")?;
+            let withdrawal = ConsentStamp::parse(input.get("withdrawal").unwrap_or(&Value::Null))
+                .map_err(|e| json!(format!("withdrawal: {e}")))?;
+            let raw = input.get("event").cloned().unwrap_or(Value::Null);
+            let mut event = Event::parse(&raw, &crate::Limits::DEFAULT, now).map_err(|e| json!(e))?;
+            event.derive_channel(&Default::default());
+            Ok(json!(withdraw(event, &Consent::from_stamp(&withdrawal), &MinimisePolicy::default())))
         }
         _ => Err(json!(format!("unknown suite `{suite}`"))),
     }

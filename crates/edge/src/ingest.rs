@@ -66,15 +66,7 @@ async fn batch_inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Optio
         };
         let site = Site::load(env, &site_id).await?;
         site_out = Some(site.clone());
-        if let Some(origin) = cors::origin(&req)
-            && !site.allows_origin(&origin)
-        {
-            return Err(ApiError::new(
-                403,
-                "origin_not_allowed",
-                format!("origin {origin} is not allowed for this site"),
-            ));
-        }
+        cors::check_origin(&req, &site)?;
         if let Some(k) = envelope.keys().find(|k| !matches!(k.as_str(), "batch" | "sentAt")) {
             return Err(ApiError::bad_request("invalid_batch", format!("{k}: unknown field")));
         }

@@ -28,6 +28,7 @@ mod subjects;
 mod test_routes;
 mod visitor;
 mod webhooks;
+mod withdrawals;
 
 pub use visitor::Visitor;
 
@@ -40,6 +41,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/health", health::get)
         .post_async("/v1/batch", ingest::batch)
         .options_async("/v1/batch", cors::preflight)
+        .post_async("/v1/consent", withdrawals::post)
+        .options_async("/v1/consent", cors::preflight)
         .post_async("/v1/events", events::post)
         .post_async("/v1/sites", sites::create)
         .post_async("/v1/spend", spend::post)

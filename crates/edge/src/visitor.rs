@@ -6,14 +6,15 @@
 //! journey and conversions are always consistent.
 //!
 //! The Worker talks to it over `fetch` with internal paths: `POST /apply`,
-//! `GET /score`, `GET /export`, `DELETE /`.
+//! `POST /score`, `POST /withdraw`, `GET /export`, `DELETE /`.
 
 use crate::conversions;
 use crate::errors::{ApiError, ApiResult};
 use crate::sites::{ConversionDef, Site, js_num, now_ms};
 use crate::webhooks;
+use microfunnel_core::consent::{self, ConsentStamp, MinimisePolicy};
 use microfunnel_core::scoring::{Rules, Scorer};
-use microfunnel_core::{Event, EventType, Limits, Timestamp};
+use microfunnel_core::{Consent, Event, EventType, Limits, Purpose, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cell::RefCell;
@@ -92,6 +93,20 @@ pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
     call(env, &site.id, visitor, Method::Post, "/score", Some(body.to_string())).await
 }
 
+/// A withdrawal (see `withdrawals`): the object cuts its ledger down to it
+/// and re-scores; answers `{visitor, score, tier, kept, removed}`.
+pub async fn withdraw(env: &Env, site: &Site, visitor: &str, stamp: &ConsentStamp, at: Timestamp) -> ApiResult<Value> {
+    let body = json!({
+        "site": site.id,
+        "visitor": visitor,
+        "rules": site.config.rules().to_json(),
+        "policy": {"cookieless_pageviews": site.config.consent.cookieless_pageviews, "sanitise": site.config.consent.sanitise},
+        "consent": stamp.to_json(),
+        "at": at.millis(),
+    });
+    call(env, &site.id, visitor, Method::Post, "/withdraw", Some(body.to_string())).await
+}
+
 pub async fn export(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
     call(env, site, visitor, Method::Get, "/export", None).await
 }
@@ -109,6 +124,31 @@ pub struct Visitor {
     /// The scorer over the ledger, rebuilt lazily (after an eviction or a
     /// rule change), then fed incrementally.
     scorer: RefCell<Option<Scorer>>,
+}
+
+#[derive(Deserialize)]
+struct WithdrawRequest {
+    site: String,
+    visitor: String,
+    rules: Value,
+    policy: Value,
+    consent: Value,
+    at: i64,
+}
+
+/// A withdrawal as the object keeps it, to cut down events captured before
+/// it that arrive after it.
+struct Withdrawal {
+    at: i64,
+    consent: Consent,
+    policy: MinimisePolicy,
+}
+
+#[derive(Deserialize)]
+struct WithdrawalRow {
+    at: f64,
+    consent: String,
+    policy: String,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +195,10 @@ impl DurableObject for Visitor {
                 Ok(body) => self.score(body.get("rules").unwrap_or(&Value::Null)),
                 Err(e) => Err(ApiError::bad_request("invalid_score", e.to_string())),
             },
+            (Method::Post, "/withdraw") => match req.json::<WithdrawRequest>().await {
+                Ok(body) => self.withdraw(body).await,
+                Err(e) => Err(ApiError::bad_request("invalid_withdraw", e.to_string())),
+            },
             (Method::Get, "/export") => self.export(),
             (Method::Delete, "/") => self.erase().await,
             _ => Err(ApiError::new(404, "not_found", "no such visitor route")),
@@ -190,6 +234,10 @@ impl Visitor {
             None,
         )?;
         sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS withdrawals (at INTEGER NOT NULL, consent TEXT NOT NULL, policy TEXT NOT NULL)",
+            None,
+        )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, \
              ended_at INTEGER NOT NULL, events INTEGER NOT NULL, channel TEXT, landing TEXT)",
@@ -304,6 +352,7 @@ impl Visitor {
         // The scorer must exist before new rows land, or a rebuild would
         // count them and the incremental step would count them again.
         self.with_scorer(&rules, now, |_| ())?;
+        let withdrawals = self.withdrawals()?;
         let mut fresh: Vec<(Event, i64)> = Vec::new();
         for item in &body.events {
             let payload = item.get("payload").and_then(Value::as_str).unwrap_or_default();
@@ -313,6 +362,21 @@ impl Visitor {
             let Some(event) = Self::parse_row(&row, now) else {
                 return Err(ApiError::bad_request("invalid_apply", "an event payload does not parse"));
             };
+            // Captured before a withdrawal this object already knows of:
+            // cut down to it by the core, or not kept at all.
+            let later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.at >= event.timestamp.millis()).collect();
+            let (event, payload, channel) = if later.is_empty() {
+                (event, payload.to_owned(), channel)
+            } else {
+                let mut cut = Some(event);
+                for w in later {
+                    cut = cut.and_then(|e| consent::withdraw(e, &w.consent, &w.policy).event);
+                }
+                let Some(e) = cut else { continue };
+                let payload = serde_json::to_string(&e)?;
+                let channel = e.channel.as_ref().map(|c| c.name().to_owned());
+                (e, payload, channel)
+            };
             let cursor = sql.exec(
                 "INSERT INTO ledger (message_id, ts, received_at, channel, payload) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT(message_id) DO NOTHING",
@@ -321,7 +385,7 @@ impl Visitor {
                     SqlStorageValue::from(event.timestamp.millis()),
                     SqlStorageValue::from(received_at),
                     SqlStorageValue::from(channel),
-                    SqlStorageValue::from(payload),
+                    SqlStorageValue::from(payload.as_str()),
                 ],
             )?;
             // Drain the cursor so the write counts are final.
@@ -583,7 +647,116 @@ impl Visitor {
             .collect();
         let journey: Vec<Value> =
             sql.exec("SELECT message_id, ts, channel FROM journey ORDER BY ts", None)?.to_array()?;
-        Ok(json!({"ledger": ledger, "journey": journey}))
+        let withdrawals: Vec<Value> = sql.exec("SELECT at, consent FROM withdrawals ORDER BY at", None)?.to_array()?;
+        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
+    }
+
+    fn withdrawals(&self) -> ApiResult<Vec<Withdrawal>> {
+        let rows: Vec<WithdrawalRow> =
+            self.sql().exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let stamp = serde_json::from_str::<Value>(&r.consent).ok().and_then(|v| ConsentStamp::parse(&v).ok());
+            let policy = serde_json::from_str::<MinimisePolicy>(&r.policy).unwrap_or_default();
+            if let Some(stamp) = stamp {
+                out.push(Withdrawal { at: r.at as i64, consent: Consent::from_stamp(&stamp), policy });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cuts the ledger down to a withdrawal (by the core), drops the open
+    /// journey without analytics, re-scores and updates the visitor's row.
+    async fn withdraw(&self, body: WithdrawRequest) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let now = now_ts()?;
+        let rules = Rules::from_json_value(&body.rules)
+            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let stamp = ConsentStamp::parse(&body.consent).map_err(|e| ApiError::bad_request("invalid_withdraw", e))?;
+        let consent = Consent::from_stamp(&stamp);
+        let policy = serde_json::from_value::<MinimisePolicy>(body.policy.clone()).unwrap_or_default();
+        let sql = self.sql();
+        // Everything below until the D1 write runs with no await: no batch
+        // for this visitor can interleave.
+        sql.exec(
+            "INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)",
+            vec![
+                SqlStorageValue::from(body.at),
+                SqlStorageValue::from(stamp.to_json().to_string()),
+                SqlStorageValue::from(body.policy.to_string()),
+            ],
+        )?;
+        #[derive(Deserialize)]
+        struct Row {
+            message_id: String,
+            payload: String,
+            channel: Option<String>,
+        }
+        let rows: Vec<Row> = sql
+            .exec(
+                "SELECT message_id, payload, channel FROM ledger WHERE ts <= ?",
+                vec![SqlStorageValue::from(body.at)],
+            )?
+            .to_array()?;
+        let (mut kept, mut removed) = (0, 0);
+        for r in rows {
+            let cut = Self::parse_row(&LedgerRow { payload: r.payload, channel: r.channel }, now)
+                .and_then(|e| consent::withdraw(e, &consent, &policy).event);
+            match cut {
+                Some(e) => {
+                    kept += 1;
+                    sql.exec(
+                        "UPDATE ledger SET payload = ?, channel = ? WHERE message_id = ?",
+                        vec![
+                            SqlStorageValue::from(serde_json::to_string(&e)?),
+                            SqlStorageValue::from(e.channel.as_ref().map(|c| c.name().to_owned())),
+                            SqlStorageValue::from(r.message_id),
+                        ],
+                    )?;
+                }
+                None => {
+                    removed += 1;
+                    sql.exec("DELETE FROM ledger WHERE message_id = ?", vec![SqlStorageValue::from(r.message_id)])?;
+                }
+            }
+        }
+        if !consent.allows(Purpose::Analytics) {
+            // No journey goes on without analytics, not even to close as a null path.
+            sql.exec("DELETE FROM journey", None)?;
+        }
+        *self.scorer.borrow_mut() = None;
+        let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
+        let events = self.count("ledger")?;
+        self.env
+            .d1("DB")?
+            .prepare(
+                "UPDATE visitors SET events = ?3, score_milli = ?4, tier = ?5, rules_version = ?6, drivers = ?7, \
+                 engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11 \
+                 WHERE site_id = ?1 AND visitor_id = ?2",
+            )
+            .bind(&[
+                body.site.as_str().into(),
+                body.visitor.as_str().into(),
+                js_num(events),
+                js_num(score.score.milli()),
+                score.tier.as_str().into(),
+                score.rules_version.as_str().into(),
+                serde_json::to_string(&top_drivers(&score))?.into(),
+                js_num(snapshot.engagement_milli),
+                js_num(snapshot.fit_milli),
+                snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
+                snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
+            ])?
+            .run()
+            .await?;
+        self.schedule().await?;
+        Ok(json!({
+            "visitor": body.visitor,
+            "score": score.score,
+            "tier": score.tier,
+            "kept": kept,
+            "removed": removed,
+        }))
     }
 
     async fn erase(&self) -> ApiResult<Value> {

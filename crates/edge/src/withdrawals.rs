@@ -1,0 +1,92 @@
+//! `POST /v1/consent`: the browser module tells the collector that its
+//! visitor withdrew a purpose (one `sendBeacon`, `text/plain`, the only thing
+//! it sends after a withdrawal: honouring it is necessary processing). The
+//! visitor's object then cuts its stored ledger down, by the core, to what
+//! both each event's stamp and the withdrawal allow: without
+//! personalization the score falls to what is left (the lead loses its
+//! profile), without analytics the ledger and the open journey are emptied.
+//! Events captured before the withdrawal that arrive after it (an in-flight
+//! batch) are cut down the same way. The raw `events` rows stay: they record
+//! what was collected while consent stood, under the site's retention.
+//!
+//! Body: `{site, anonymousId, consent: {analytics, personalization,
+//! marketing, policy}, timestamp}`. Answers `{visitor, score, tier, kept,
+//! removed}`, or `{visitor: null}` when the collector holds nothing for that
+//! id.
+
+use crate::body;
+use crate::cors;
+use crate::errors::{ApiError, ApiResult, reply};
+use crate::ratelimit;
+use crate::sites::{Site, now_ms};
+use crate::visitor;
+use microfunnel_core::consent::ConsentStamp;
+use microfunnel_core::event::MessageId;
+use microfunnel_core::{Limits, Timestamp};
+use serde_json::{Value, json};
+use worker::{Env, Request, Response, Result, RouteContext};
+
+/// A withdrawal is a few hundred bytes.
+const MAX_BODY: usize = 4 * 1024;
+
+pub async fn post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let origin = cors::origin(&req);
+    let (result, site) = inner(req, &ctx.env).await;
+    cors::apply(reply(result)?, origin.as_deref(), site.as_ref())
+}
+
+fn field<'a>(body: &'a serde_json::Map<String, Value>, name: &str) -> ApiResult<&'a Value> {
+    body.get(name).ok_or_else(|| ApiError::bad_request("invalid_withdrawal", format!("{name}: is required")))
+}
+
+async fn inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Option<Site>) {
+    let mut site_out = None;
+    let result = async {
+        body::check_json_media_type(&req)?;
+        let text = body::read_limited(&mut req, MAX_BODY).await?;
+        let Value::Object(b) = body::parse_json(&text)? else {
+            return Err(ApiError::bad_request("invalid_withdrawal", "the body must be a JSON object"));
+        };
+        if let Some(k) = b.keys().find(|k| !matches!(k.as_str(), "site" | "anonymousId" | "consent" | "timestamp")) {
+            return Err(ApiError::bad_request("invalid_withdrawal", format!("{k}: unknown field")));
+        }
+        let Value::String(site_id) = field(&b, "site")? else {
+            return Err(ApiError::bad_request("invalid_withdrawal", "site: must be a string"));
+        };
+        let site = Site::load(env, site_id).await?;
+        site_out = Some(site.clone());
+        cors::check_origin(&req, &site)?;
+        let anon = match field(&b, "anonymousId")? {
+            Value::String(s) => MessageId::parse(s)
+                .map(|_| s.clone())
+                .map_err(|r| ApiError::bad_request("invalid_withdrawal", format!("anonymousId: {r}")))?,
+            _ => return Err(ApiError::bad_request("invalid_withdrawal", "anonymousId: must be a string")),
+        };
+        let stamp = ConsentStamp::parse(field(&b, "consent")?)
+            .map_err(|r| ApiError::bad_request("invalid_withdrawal", format!("consent: {r}")))?;
+        let at = match field(&b, "timestamp")? {
+            Value::String(s) => Timestamp::parse(s)
+                .map_err(|r| ApiError::bad_request("invalid_withdrawal", format!("timestamp: {r}")))?,
+            _ => return Err(ApiError::bad_request("invalid_withdrawal", "timestamp: must be an RFC 3339 string")),
+        };
+        // The same clock-skew bound as events: a withdrawal dated far ahead
+        // would reach over events not yet captured.
+        if at.millis() > now_ms().saturating_add(Limits::DEFAULT.max_future_ms) {
+            return Err(ApiError::bad_request("invalid_withdrawal", "timestamp: must not be in the future"));
+        }
+        ratelimit::check(env, &req, &site, 1).await?;
+        let db = env.d1("DB")?;
+        let row = db
+            .prepare("SELECT visitor_id FROM identities WHERE site_id = ?1 AND kind = 'anonymous' AND value = ?2")
+            .bind(&[site.id.as_str().into(), anon.as_str().into()])?
+            .first::<Value>(None)
+            .await?;
+        let Some(visitor_id) = row.as_ref().and_then(|r| r.get("visitor_id")).and_then(Value::as_str) else {
+            return Ok(Response::from_json(&json!({"visitor": null}))?);
+        };
+        let out = visitor::withdraw(env, &site, visitor_id, &stamp, at).await?;
+        Ok(Response::from_json(&out)?)
+    }
+    .await;
+    (result, site_out)
+}
