@@ -306,7 +306,7 @@ test('the CTA switches from educational to action once the score crosses a tier'
   assert.equal(await edu.isVisible(), true);
   assert.equal(await act.isVisible(), false);
   // The site tells us its visitor's choice on every page (the demo's bar does it from its own record).
-  await page.goto(base + '/demo/tarifs/'); // web.pricing_view: 15 points (ledger kept with personalization)
+  await page.goto(base + '/demo/tarifs/'); // web.pricing_view by the demo's rules (/demo/tarifs/**): 15 points
   await page.evaluate(() => mf('consent', { personalization: true }));
   await until(async () => (await page.evaluate(() => mf('_state')))?.tier === 'cold');
   const tier = page.evaluate(() => new Promise((r) => window.addEventListener('mf:tier', (e) => r(e.detail.tier))));

@@ -200,6 +200,8 @@ pub fn run() -> Result<(), String> {
 
     let started = Instant::now();
     let out = root().join("target/deploy-dry-run");
+    // Earlier bundles (named by content hash) would be counted too.
+    let _ = std::fs::remove_dir_all(&out);
     let dry = crate::util::run(wrangler().args(["deploy", "--dry-run", "--outdir"]).arg(&out).stdin(Stdio::null()));
     if dry.is_ok() {
         println!("deploy dry-run bundle: {}", bundle_sizes(&out));
