@@ -254,6 +254,11 @@ test('sites: admin token required; validated; ids unique', async () => {
   await expectError(await post({ id, origins: ['not a url'] }), 400, 'invalid_site');
   await expectError(await post({ id, origins: [ORIGIN], colour: 'red' }), 400, 'invalid_site');
   await expectError(await post({ id, origins: [ORIGIN], rules: { version: 5 } }), 400, 'invalid_config');
+  for (const currency of ['eur', 'EURO', '€', '']) {
+    const r = await post({ id, origins: [ORIGIN], conversions: [{ event: 'Order Completed', currency }] });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error.message, /conversions\[0\]\.currency: an ISO 4217 code/);
+  }
   assert.equal(d1(`SELECT COUNT(*) AS n FROM sites WHERE id = ${q(id)}`)[0].n, 0);
   const created = await post({ id, name: 'Shop', origins: [ORIGIN], conversions: [{ event: 'Order Completed', value_property: 'revenue' }] });
   const c = await created.json();

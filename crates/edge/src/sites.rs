@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
 
+/// An ISO 4217 code as written: three capital letters (`EUR`). Spend and
+/// conversion values are only comparable within one currency, so both are
+/// held to the same form.
+pub fn is_currency_code(c: &str) -> bool {
+    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 /// A conversion definition: a `track` event name and where its value is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +139,9 @@ impl SiteConfig {
             }
             if c.default_value_minor < 0 {
                 return bad(format!("conversions[{i}].default_value_minor: must not be negative"));
+            }
+            if c.currency.as_deref().is_some_and(|cur| !is_currency_code(cur)) {
+                return bad(format!("conversions[{i}].currency: an ISO 4217 code like EUR"));
             }
         }
         if !(1..=1_000_000).contains(&self.limits.ip_per_minute)
