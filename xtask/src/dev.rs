@@ -1,5 +1,5 @@
 //! `cargo xtask dev [--port N]`: bootstrap, build, apply local migrations and
-//! run `wrangler dev` on 127.0.0.1 (demo at `/`, collector under `/v1/`,
+//! run `wrangler dev` on 127.0.0.1 (demo at `/`, dashboard at `/dashboard/`, collector under `/v1/`,
 //! `GET /health`). State persists under `.wrangler/state`, with the demo site
 //! seeded. The admin endpoints take `$MICROFUNNEL_ADMIN_TOKEN` (default
 //! `dev-admin-token`, printed at start). Ctrl-C stops it.
@@ -26,7 +26,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     seed_demo(None, &persist)?;
     let token = std::env::var("MICROFUNNEL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     let token = token.as_deref().unwrap_or("dev-admin-token");
-    println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /health  ·  Ctrl-C to stop");
+    println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /dashboard/  ·  /health  ·  Ctrl-C to stop");
     println!("admin token (reports, sites, privacy): {token}\n");
     // Local only: the demo is served by the collector itself, on whatever port.
     let vars = [("ADMIN_TOKEN", token), ("LOOPBACK_ORIGINS", "allow")];
