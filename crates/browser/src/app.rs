@@ -53,6 +53,8 @@ pub struct App {
     pub cta_seen: Vec<String>,
     /// The `IntersectionObserver` watching `[data-mf-cta]` (once active).
     pub cta_io: JsValue,
+    /// A device write (queue, ledger) is scheduled: see `save_soon`.
+    pub save_due: bool,
 }
 
 thread_local! {
@@ -106,6 +108,7 @@ pub fn init(cfg: &JsValue) {
         out: transport::Outbox::default(),
         cta_seen: Vec::new(),
         cta_io: JsValue::UNDEFINED,
+        save_due: false,
     };
     APP.with(|a| {
         if let Ok(mut a) = a.try_borrow_mut() {
@@ -390,7 +393,7 @@ fn score(app: &mut App, event: &Event, keep: bool, fx: &mut Effects) {
         if app.ledger.len() > LEDGER_CAP {
             app.ledger.remove(0);
         }
-        save_ledger(app);
+        save_soon(app);
     }
     if let Some(ch) = changed {
         let mut d = Map::new();
@@ -398,6 +401,28 @@ fn score(app: &mut App, event: &Event, keep: bool, fx: &mut Effects) {
         d.insert("tier".into(), Value::String(ch.to.clone()));
         d.insert("score".into(), ch.score.to_json());
         fx.tier = Some((ch.to, Value::Object(d)));
+    }
+}
+
+/// Device writes are coalesced: a burst of events (a loop of `track`, an
+/// SPA navigation) costs one queue write and one ledger write after the
+/// current task instead of one per event, each of the whole list. A page
+/// being hidden writes at once (`save_now`). Each write re-checks its
+/// consent, so one scheduled before a withdrawal writes nothing.
+pub fn save_soon(app: &mut App) {
+    if !app.save_due {
+        app.save_due = true;
+        js::timeout(0.0, |_| {
+            with(save_now);
+        });
+    }
+}
+
+pub fn save_now(app: &mut App) {
+    if app.save_due {
+        app.save_due = false;
+        transport::persist_now(app);
+        save_ledger(app);
     }
 }
 

@@ -144,6 +144,7 @@ pub fn install(spa: Spa) {
         run(|a, fx| {
             if hidden {
                 engagement(a, fx);
+                app::save_now(a);
                 transport::beacon(a);
             } else {
                 a.visible_since = Some(js::now());
@@ -153,6 +154,7 @@ pub fn install(spa: Spa) {
     js::listen(&win, "pagehide", false, |_| {
         run(|a, fx| {
             engagement(a, fx);
+            app::save_now(a);
             transport::beacon(a);
         })
     });

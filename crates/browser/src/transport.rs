@@ -57,7 +57,7 @@ pub fn push(app: &mut App, event: String) {
     }
     app.out.queue.push(event);
     cap(&mut app.out.queue);
-    persist(app);
+    app::save_soon(app);
     if app.out.queue.len() >= BATCH_COUNT {
         flush(app);
     } else {
@@ -160,13 +160,13 @@ fn done(app: &mut App, status: f64, retry_after: Option<String>) {
             // `Retry-After: <seconds>` (RFC 9110 §10.2.3: an integer).
             .and_then(|s| s.trim().parse::<u32>().ok())
             .map_or((exp * jitter).min(MAX_BACKOFF_MS), |s| (f64::from(s) * 1000.0).min(3_600_000.0));
-        persist(app);
+        app::save_soon(app);
         schedule(app, wait);
     } else {
         // Accepted, or rejected for good (4xx): either way it is done.
         app.out.inflight.clear();
         app.out.failures = 0;
-        persist(app);
+        app::save_soon(app);
         flush(app);
     }
 }
@@ -179,7 +179,7 @@ pub fn beacon(app: &mut App) {
         return;
     }
     if js::get(&js::g("navigator"), "onLine").as_bool() == Some(false) {
-        persist(app);
+        persist_now(app);
         return;
     }
     let url = js::s(&url(app));
@@ -192,7 +192,7 @@ pub fn beacon(app: &mut App) {
             break;
         }
     }
-    persist(app);
+    persist_now(app);
 }
 
 /// The one message sent after a withdrawal: `POST {api}/v1/consent` by
@@ -212,7 +212,8 @@ pub fn withdrawal(app: &App, anon: &str, consent: &JsValue) {
     }
 }
 
-fn persist(app: &App) {
+/// Writes the queue to the device now (analytics only); see `app::save_soon`.
+pub fn persist_now(app: &App) {
     if !app.consent.allows(Purpose::Analytics) {
         return;
     }

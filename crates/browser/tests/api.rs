@@ -33,6 +33,13 @@ fn init() {
     call(&[s("_init"), js("return {site: 't', api: 'http://127.0.0.1:9'}")]);
 }
 
+/// Device writes are coalesced to the end of the current task (see
+/// `app::save_soon`): what is stored is checked one turn later.
+async fn next_task() {
+    let p = js("return new Promise(r => setTimeout(r, 0))");
+    let _ = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(p)).await;
+}
+
 fn signals(code: &str) {
     call(&[s("_signals"), js(code)]);
 }
@@ -48,10 +55,11 @@ fn state() -> JsValue {
 }
 
 #[wasm_bindgen_test]
-fn nothing_is_captured_or_stored_without_a_grant() {
+async fn nothing_is_captured_or_stored_without_a_grant() {
     init();
     signals("return {calls: [], gcm: null, tcf: null, gpc: false, dnt: false, respect_dnt: false}");
     call(&[s("track"), s("Signed Up"), Object::new().into()]);
+    next_task().await;
     let st = state();
     assert_eq!(get(&st, "active").as_bool(), Some(false));
     assert_eq!(get(&st, "queued").as_f64(), Some(0.0));
@@ -60,9 +68,10 @@ fn nothing_is_captured_or_stored_without_a_grant() {
 }
 
 #[wasm_bindgen_test]
-fn analytics_grant_queues_and_stores_only_ours_and_withdrawal_clears() {
+async fn analytics_grant_queues_and_stores_only_ours_and_withdrawal_clears() {
     init();
     signals("return {calls: [{analytics: true}]}");
+    next_task().await;
     let st = state();
     assert_eq!(get(&st, "active").as_bool(), Some(true));
     assert!(get(&st, "queued").as_f64().unwrap_or(0.0) >= 1.0, "the landing page view is queued");
@@ -75,8 +84,12 @@ fn analytics_grant_queues_and_stores_only_ours_and_withdrawal_clears() {
     assert_eq!(get(&first, "messageId").as_string().map(|m| m.len()), Some(36));
     assert!(call(&[s("score")]).is_null(), "analytics alone does not score");
 
+    // Withdrawal clears at once, and a write scheduled before it writes nothing.
+    call(&[s("track"), s("Just Before"), JsValue::UNDEFINED]);
     signals("return {calls: [{analytics: true}, {analytics: false}]}");
     assert_eq!(storage_keys(), "", "withdrawal clears what we stored");
+    next_task().await;
+    assert_eq!(storage_keys(), "", "nothing is written back after the withdrawal");
     assert_eq!(get(&state(), "queued").as_f64(), Some(0.0));
     call(&[s("track"), s("After"), JsValue::UNDEFINED]);
     assert_eq!(get(&state(), "queued").as_f64(), Some(0.0), "capture stops at once");
@@ -110,7 +123,7 @@ fn gpc_denies_marketing_over_grant_all_and_tcf_and_gcm_resolve_in_the_core() {
 }
 
 #[wasm_bindgen_test]
-fn personalization_scores_locally_and_notifies_tier_changes() {
+async fn personalization_scores_locally_and_notifies_tier_changes() {
     init();
     js("window.__tiers = []; window.addEventListener('mf:tier', e => __tiers.push('dom:' + e.detail.tier));");
     signals("return {calls: [{personalization: true}]}");
@@ -126,6 +139,7 @@ fn personalization_scores_locally_and_notifies_tier_changes() {
     // The test page is served at `/`: its landing view is `web.home_view` (1) + 15 + 25.
     assert_eq!(get(&score, "score").as_f64(), Some(41.0));
     // Personalization alone: nothing queued for sending, only the local ledger stored.
+    next_task().await;
     assert_eq!(get(&state(), "queued").as_f64(), Some(0.0));
     assert_eq!(storage_keys(), "mf_t_l");
 }
@@ -151,4 +165,22 @@ fn cta_config_is_rendered_as_inert_text() {
         Some("none")
     );
     assert_eq!(js("return document.documentElement.classList.contains('mf-d')").as_bool(), Some(true));
+}
+
+#[wasm_bindgen_test]
+async fn a_burst_of_events_costs_one_device_write() {
+    init();
+    signals("return {calls: [{analytics: true, personalization: true}]}");
+    next_task().await;
+    js("window.__writes = []; const set = window.__set = Storage.prototype.setItem; \
+        Storage.prototype.setItem = function (k, v) { __writes.push(k); return set.call(this, k, v); };");
+    for i in 0..50 {
+        call(&[s("track"), s("Burst"), js(&format!("return {{i: {i}}}"))]);
+    }
+    assert_eq!(js("return __writes.join(',')").as_string().as_deref(), Some(""), "nothing written during the burst");
+    next_task().await;
+    let writes = js("const w = __writes.slice().sort().join(','); Storage.prototype.setItem = __set; return w");
+    assert_eq!(writes.as_string().as_deref(), Some("mf_t_l,mf_t_q"), "one queue write, one ledger write");
+    let queued = js("return JSON.parse(localStorage.getItem('mf_t_q')).length").as_f64().unwrap_or(0.0);
+    assert!(queued >= 50.0, "every event of the burst is in the stored queue: {queued}");
 }
