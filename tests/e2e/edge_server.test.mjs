@@ -136,3 +136,52 @@ test('a conversion is attributed at once under every heuristic model; credits su
   assert.equal(again.duplicates, 1);
   assert.equal(d1(`SELECT COUNT(*) AS n FROM conversions WHERE site_id = ${q(site.id)}`)[0].n, 1);
 });
+
+test('cross-device: a second device that identifies as a known user joins that visitor — one ledger, one score, one journey', async () => {
+  const site = await createSite();
+  const laptop = randomUUID();
+  const phone = randomUUID();
+  const page = (anon, path, minutes, extra = {}) =>
+    ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` }, ...extra } });
+  const ok = async (res) => {
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body;
+  };
+  // The laptop: pricing (15 points), then identified as user-7.
+  await ok(await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-7', timestamp: at(59) })]));
+  // The phone, still anonymous, arrives from a newsletter and reads an article (3 points).
+  await ok(await browser(site.id, [page(phone, '/blog/licenciement', 30, { campaign: { utm_source: 'newsletter', utm_medium: 'email' } })]));
+  const rows = () => d1(`SELECT visitor_id, events, score_milli, drivers FROM visitors WHERE site_id = ${q(site.id)} ORDER BY visitor_id`);
+  assert.equal(rows().length, 2);
+
+  // The phone identifies as the same user: its visitor joins the laptop's.
+  const identify = ev({ type: 'identify', anonymousId: phone, userId: 'user-7', timestamp: at(20) });
+  const merged = await ok(await browser(site.id, [identify]));
+  assert.equal(merged.visitors[0].visitor, laptop);
+  const [v, ...others] = rows();
+  assert.equal(others.length, 0, JSON.stringify(rows()));
+  assert.equal(v.visitor_id, laptop);
+  assert.equal(v.events, 4);
+  const drivers = JSON.parse(v.drivers).map((d) => d.action).sort();
+  assert.deepEqual(drivers, ['web.blog_read', 'web.pricing_view'], 'scored over both devices');
+  assert.ok(v.score_milli > 15000, String(v.score_milli));
+  assert.deepEqual(d1(`SELECT DISTINCT visitor_id FROM events WHERE site_id = ${q(site.id)}`), [{ visitor_id: laptop }]);
+  const phoneId = d1(`SELECT visitor_id FROM identities WHERE site_id = ${q(site.id)} AND kind = 'anonymous' AND value = ${q(phone)}`);
+  assert.deepEqual(phoneId, [{ visitor_id: laptop }]);
+  // The phone's object was emptied: an export by the phone's id finds one visitor, the laptop's.
+  const ex = await (await fetch(`${base}/v1/subjects/${phone}?site=${site.id}`, { headers: bearer(ADMIN) })).json();
+  assert.deepEqual(ex.visitors, [laptop]);
+  assert.equal(ex.visitor_objects[0].state.ledger.length, 4);
+
+  // Replaying the batch is harmless.
+  const again = await ok(await browser(site.id, [identify]));
+  assert.equal(again.duplicates, 1);
+  assert.equal(rows().length, 1);
+
+  // A conversion on the phone is credited along the joined journey: the laptop's
+  // direct visit, then the phone's newsletter touch.
+  await ok(await browser(site.id, [ev({ type: 'track', event: 'Lead Submitted', anonymousId: phone, userId: 'user-7', timestamp: at(5), properties: { value: 100 } })]));
+  const [c] = d1(`SELECT visitor_id, path, value_minor FROM conversions WHERE site_id = ${q(site.id)}`);
+  assert.deepEqual(c, { visitor_id: laptop, path: 'Direct > Email', value_minor: 10000 });
+});

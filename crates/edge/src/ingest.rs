@@ -204,7 +204,8 @@ pub async fn ingest(env: &Env, site: &Site, raw: Vec<Value>, source: Source, use
         return Ok(out);
     }
     let db = env.d1("DB")?;
-    let visitors = resolve_visitors(&db, &site.id, &ready).await?;
+    let mut visitors = resolve_visitors(&db, &site.id, &ready).await?;
+    merge_devices(env, &db, site, &ready, &mut visitors).await?;
     let mut statements: Vec<D1PreparedStatement> = Vec::new();
     let mut items: Vec<Ready> = Vec::new();
     for event in ready {
@@ -326,6 +327,62 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
         }
     }
     Ok(found)
+}
+
+/// Cross-device stitching: an event whose anonymousId already belongs to one
+/// visitor and whose userId to another is one person on a second device.
+/// The anonymous visitor is merged into the user's (`visitor::merge`: ledger,
+/// open journey and withdrawals move, the score is rebuilt over both), then
+/// every D1 row keyed by it follows in one batch. Repeating a merge is
+/// harmless (the object de-duplicates, the updates find nothing left), so a
+/// retried batch completes one that failed half-way.
+async fn merge_devices(
+    env: &Env,
+    db: &worker::D1Database,
+    site: &Site,
+    events: &[Event],
+    known: &mut Map<String, Value>,
+) -> ApiResult<()> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for e in events {
+        let (Some(a), Some(u)) = (&e.anonymous_id, &e.user_id) else { continue };
+        let (Some(from), Some(into)) = (known.get(a).and_then(Value::as_str), known.get(u).and_then(Value::as_str))
+        else {
+            continue;
+        };
+        if from != into && !pairs.iter().any(|(f, _)| f == from) {
+            pairs.push((from.to_owned(), into.to_owned()));
+        }
+    }
+    for (from, into) in pairs {
+        visitor::merge(env, site, &from, &into).await?;
+        let ids = [site.id.as_str().into(), from.as_str().into(), into.as_str().into()];
+        let mut statements = Vec::new();
+        for table in ["events", "sessions", "identities", "conversions", "credits", "webhook_deliveries"] {
+            statements.push(
+                db.prepare(format!("UPDATE {table} SET visitor_id = ?3 WHERE site_id = ?1 AND visitor_id = ?2"))
+                    .bind(&ids)?,
+            );
+        }
+        statements.push(
+            db.prepare(
+                "UPDATE visitors SET \
+                 first_seen = MIN(first_seen, COALESCE((SELECT first_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), first_seen)), \
+                 last_seen = MAX(last_seen, COALESCE((SELECT last_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), last_seen)) \
+                 WHERE site_id = ?1 AND visitor_id = ?3",
+            )
+            .bind(&ids)?,
+        );
+        let gone = [site.id.as_str().into(), from.as_str().into()];
+        statements.push(db.prepare("DELETE FROM visitors WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
+        db.batch(statements).await?;
+        for v in known.values_mut() {
+            if v.as_str() == Some(from.as_str()) {
+                *v = Value::String(into.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The visitor an event belongs to: a linked identity first, then its

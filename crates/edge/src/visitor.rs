@@ -6,7 +6,8 @@
 //! journey and conversions are always consistent.
 //!
 //! The Worker talks to it over `fetch` with internal paths: `POST /apply`,
-//! `POST /score`, `POST /withdraw`, `GET /export`, `DELETE /`.
+//! `POST /score`, `POST /withdraw`, `GET /handover`, `POST /import`,
+//! `GET /export`, `DELETE /`.
 
 use crate::conversions;
 use crate::errors::{ApiError, ApiResult};
@@ -107,6 +108,25 @@ pub async fn withdraw(env: &Env, site: &Site, visitor: &str, stamp: &ConsentStam
     call(env, &site.id, visitor, Method::Post, "/withdraw", Some(body.to_string())).await
 }
 
+/// Cross-device merge (see `ingest::merge_visitors`): `from`'s object hands
+/// its ledger, open journey and withdrawals to `into`'s object, which adds
+/// them, re-scores over both devices and updates its row; `from` is emptied.
+pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<Value> {
+    let handed = call(env, &site.id, from, Method::Get, "/handover", None).await?;
+    let body = json!({
+        "site": site.id,
+        "visitor": into,
+        "rules": site.config.rules().to_json(),
+        "journey_timeout_ms": (site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64,
+        "ledger": handed.get("ledger").cloned().unwrap_or(Value::Array(Vec::new())),
+        "journey": handed.get("journey").cloned().unwrap_or(Value::Array(Vec::new())),
+        "withdrawals": handed.get("withdrawals").cloned().unwrap_or(Value::Array(Vec::new())),
+    });
+    let merged = call(env, &site.id, into, Method::Post, "/import", Some(body.to_string())).await?;
+    call(env, &site.id, from, Method::Delete, "/", None).await?;
+    Ok(merged)
+}
+
 pub async fn export(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
     call(env, site, visitor, Method::Get, "/export", None).await
 }
@@ -136,6 +156,33 @@ struct WithdrawRequest {
     at: i64,
 }
 
+#[derive(Deserialize)]
+struct ImportRequest {
+    site: String,
+    visitor: String,
+    rules: Value,
+    journey_timeout_ms: i64,
+    ledger: Vec<HandedLedgerRow>,
+    journey: Vec<HandedJourneyRow>,
+    withdrawals: Vec<WithdrawalRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HandedLedgerRow {
+    message_id: String,
+    ts: f64,
+    received_at: f64,
+    channel: Option<String>,
+    payload: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HandedJourneyRow {
+    message_id: String,
+    ts: f64,
+    channel: String,
+}
+
 /// A withdrawal as the object keeps it, to cut down events captured before
 /// it that arrive after it.
 struct Withdrawal {
@@ -144,7 +191,7 @@ struct Withdrawal {
     policy: MinimisePolicy,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct WithdrawalRow {
     at: f64,
     consent: String,
@@ -200,6 +247,11 @@ impl DurableObject for Visitor {
                 Err(e) => Err(ApiError::bad_request("invalid_withdraw", e.to_string())),
             },
             (Method::Get, "/export") => self.export(),
+            (Method::Get, "/handover") => self.handover(),
+            (Method::Post, "/import") => match req.json::<ImportRequest>().await {
+                Ok(body) => self.import(body).await,
+                Err(e) => Err(ApiError::bad_request("invalid_import", e.to_string())),
+            },
             (Method::Delete, "/") => self.erase().await,
             _ => Err(ApiError::new(404, "not_found", "no such visitor route")),
         };
@@ -651,6 +703,114 @@ impl Visitor {
         Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
     }
 
+    /// The visitor's row after its ledger changed other than by new events
+    /// (a withdrawal, a merge): score, tier, drivers and the event count.
+    async fn store_score(
+        &self,
+        site: &str,
+        visitor: &str,
+        score: &microfunnel_core::scoring::Score,
+        snapshot: &microfunnel_core::scoring::Snapshot,
+        events: i64,
+    ) -> ApiResult<()> {
+        self.env
+            .d1("DB")?
+            .prepare(
+                "UPDATE visitors SET events = ?3, score_milli = ?4, tier = ?5, rules_version = ?6, drivers = ?7, \
+                 engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11 \
+                 WHERE site_id = ?1 AND visitor_id = ?2",
+            )
+            .bind(&[
+                site.into(),
+                visitor.into(),
+                js_num(events),
+                js_num(score.score.milli()),
+                score.tier.as_str().into(),
+                score.rules_version.as_str().into(),
+                serde_json::to_string(&top_drivers(score))?.into(),
+                js_num(snapshot.engagement_milli),
+                js_num(snapshot.fit_milli),
+                snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
+                snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Everything another object needs to take this visitor over (raw rows).
+    fn handover(&self) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let sql = self.sql();
+        let ledger: Vec<HandedLedgerRow> =
+            sql.exec("SELECT message_id, ts, received_at, channel, payload FROM ledger", None)?.to_array()?;
+        let journey: Vec<HandedJourneyRow> =
+            sql.exec("SELECT message_id, ts, channel FROM journey", None)?.to_array()?;
+        let withdrawals: Vec<WithdrawalRow> =
+            sql.exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
+        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
+    }
+
+    /// Takes over another visitor's rows (same person, another device): its
+    /// ledger joins this one (de-duplicated), its open touches join the open
+    /// journey, and the score is rebuilt over both. Conversions already
+    /// attributed stay as they were.
+    async fn import(&self, body: ImportRequest) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        let now = now_ts()?;
+        let rules = Rules::from_json_value(&body.rules)
+            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let sql = self.sql();
+        for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
+            sql.exec(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                vec![SqlStorageValue::from(k), SqlStorageValue::from(v.as_str())],
+            )?;
+        }
+        for r in &body.ledger {
+            sql.exec(
+                "INSERT INTO ledger (message_id, ts, received_at, channel, payload) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT(message_id) DO NOTHING",
+                vec![
+                    SqlStorageValue::from(r.message_id.as_str()),
+                    SqlStorageValue::from(r.ts as i64),
+                    SqlStorageValue::from(r.received_at as i64),
+                    SqlStorageValue::from(r.channel.clone()),
+                    SqlStorageValue::from(r.payload.as_str()),
+                ],
+            )?;
+        }
+        for j in &body.journey {
+            sql.exec(
+                "INSERT INTO journey (message_id, ts, channel) VALUES (?, ?, ?) ON CONFLICT(message_id) DO NOTHING",
+                vec![
+                    SqlStorageValue::from(j.message_id.as_str()),
+                    SqlStorageValue::from(j.ts as i64),
+                    SqlStorageValue::from(j.channel.as_str()),
+                ],
+            )?;
+        }
+        for w in &body.withdrawals {
+            sql.exec(
+                "INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)",
+                vec![
+                    SqlStorageValue::from(w.at as i64),
+                    SqlStorageValue::from(w.consent.as_str()),
+                    SqlStorageValue::from(w.policy.as_str()),
+                ],
+            )?;
+        }
+        if !body.journey.is_empty() {
+            self.set_meta("journey_expires_at", &(now.millis().saturating_add(body.journey_timeout_ms)).to_string())?;
+        }
+        *self.scorer.borrow_mut() = None;
+        let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
+        let events = self.count("ledger")?;
+        self.store_score(&body.site, &body.visitor, &score, &snapshot, events).await?;
+        self.schedule().await?;
+        Ok(json!({"visitor": body.visitor, "score": score.score, "tier": score.tier, "events": events}))
+    }
+
     fn withdrawals(&self) -> ApiResult<Vec<Withdrawal>> {
         let rows: Vec<WithdrawalRow> =
             self.sql().exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
@@ -727,28 +887,7 @@ impl Visitor {
         *self.scorer.borrow_mut() = None;
         let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
         let events = self.count("ledger")?;
-        self.env
-            .d1("DB")?
-            .prepare(
-                "UPDATE visitors SET events = ?3, score_milli = ?4, tier = ?5, rules_version = ?6, drivers = ?7, \
-                 engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11 \
-                 WHERE site_id = ?1 AND visitor_id = ?2",
-            )
-            .bind(&[
-                body.site.as_str().into(),
-                body.visitor.as_str().into(),
-                js_num(events),
-                js_num(score.score.milli()),
-                score.tier.as_str().into(),
-                score.rules_version.as_str().into(),
-                serde_json::to_string(&top_drivers(&score))?.into(),
-                js_num(snapshot.engagement_milli),
-                js_num(snapshot.fit_milli),
-                snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
-                snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
-            ])?
-            .run()
-            .await?;
+        self.store_score(&body.site, &body.visitor, &score, &snapshot, events).await?;
         self.schedule().await?;
         Ok(json!({
             "visitor": body.visitor,
