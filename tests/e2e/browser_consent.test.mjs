@@ -8,13 +8,11 @@
 // the documented switch that lets these tests through.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import http from 'node:http';
-import { d1, q } from './lib.mjs';
+import { d1, q, launchChromium, until } from './lib.mjs';
 
 const base = process.env.MF_BASE_URL;
 const origin = new URL(base).origin;
-const args = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 let browser;
 // For the stand-in collector on another loopback port: Chromium's Local
 // Network Access checks would otherwise block (intermittently, for beacons
@@ -22,11 +20,8 @@ let browser;
 let lnaOff;
 
 before(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args });
-  lnaOff = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [...args, '--disable-features=LocalNetworkAccessChecks'],
-  });
+  browser = await launchChromium();
+  lnaOff = await launchChromium(['--disable-features=LocalNetworkAccessChecks']);
 });
 after(async () => {
   await browser?.close();
@@ -67,15 +62,6 @@ const paths = (requests) =>
   requests.map((r) => `${r.method} ${new URL(r.url).pathname}`).filter((p) => p !== 'GET /favicon.ico');
 const events = (batches) => batches.flatMap((b) => b.body.batch);
 
-/** Waits until `pred()` holds or fails after `ms`. */
-async function until(pred, ms = 6000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail('condition not reached in time');
-}
 
 const landing = '/demo/?utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=TeSt123';
 

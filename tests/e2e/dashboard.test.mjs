@@ -5,27 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { chromium } from 'playwright-core';
-import { base, ADMIN, fetch, consent, createSite } from './lib.mjs';
+import { base, ADMIN, fetch, consent, createSite, launchChromium, until } from './lib.mjs';
 
 const ORIGIN = 'https://law.example';
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 after(() => browser?.close());
-
-async function until(pred, ms = 8000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail('condition not reached in time');
-}
 
 test('dashboard: a fresh conversion attributed under every model, the lead, the paths; hostile text stays text', async () => {
   const site = await createSite('dash', {

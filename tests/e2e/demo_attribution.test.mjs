@@ -6,15 +6,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { chromium } from 'playwright-core';
-import { base, admin, fetch } from './lib.mjs';
+import { base, admin, fetch, launchChromium } from './lib.mjs';
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 after(() => browser?.close());
 

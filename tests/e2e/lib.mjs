@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { chromium } from 'playwright-core';
 
 export const base = process.env.MF_BASE_URL;
 /** The admin token of the test environment (`[env.test.vars]` in wrangler.toml). */
@@ -58,4 +59,22 @@ export async function createSite(prefix, body) {
   const created = await res.json();
   assert.equal(res.status, 201, JSON.stringify(created));
   return created;
+}
+
+/** Debian's Chromium, headless; never a browser a tool downloads. */
+export function launchChromium(extraArgs = []) {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', ...extraArgs],
+  });
+}
+
+/** Waits until `pred()` holds, or fails after `ms`. */
+export async function until(pred, ms = 6000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('condition not reached in time');
 }

@@ -650,22 +650,19 @@ impl Visitor {
              last_activity_ms = excluded.last_activity_ms, last_at_ms = excluded.last_at_ms \
              WHERE excluded.events >= visitors.events",
         )
-        .bind(&[
-            site.into(),
-            visitor.into(),
-            user_id.as_deref().map_or(JsValue::NULL, Into::into),
-            js_num(first),
-            js_num(last),
-            js_num(events),
-            js_num(score.score.milli()),
-            score.tier.as_str().into(),
-            score.rules_version.as_str().into(),
-            serde_json::to_string(&top_drivers(score))?.into(),
-            js_num(snapshot.engagement_milli),
-            js_num(snapshot.fit_milli),
-            snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
-            snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
-        ])?
+        .bind(
+            &[
+                site.into(),
+                visitor.into(),
+                user_id.as_deref().map_or(JsValue::NULL, Into::into),
+                js_num(first),
+                js_num(last),
+                js_num(events),
+            ]
+            .into_iter()
+            .chain(score_columns(score, snapshot)?)
+            .collect::<Vec<_>>(),
+        )?
         .run()
         .await?;
         Ok(())
@@ -720,19 +717,12 @@ impl Visitor {
                  engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11 \
                  WHERE site_id = ?1 AND visitor_id = ?2",
             )
-            .bind(&[
-                site.into(),
-                visitor.into(),
-                js_num(events),
-                js_num(score.score.milli()),
-                score.tier.as_str().into(),
-                score.rules_version.as_str().into(),
-                serde_json::to_string(&top_drivers(score))?.into(),
-                js_num(snapshot.engagement_milli),
-                js_num(snapshot.fit_milli),
-                snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
-                snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
-            ])?
+            .bind(
+                &[site.into(), visitor.into(), js_num(events)]
+                    .into_iter()
+                    .chain(score_columns(score, snapshot)?)
+                    .collect::<Vec<_>>(),
+            )?
             .run()
             .await?;
         Ok(())
@@ -767,38 +757,47 @@ impl Visitor {
                 vec![SqlStorageValue::from(k), SqlStorageValue::from(v.as_str())],
             )?;
         }
-        for r in &body.ledger {
-            sql.exec(
+        // Each row as its statement's parameters; `ON CONFLICT` makes a
+        // repeated merge a no-op.
+        let ledger = body.ledger.iter().map(|r| {
+            vec![
+                SqlStorageValue::from(r.message_id.as_str()),
+                SqlStorageValue::from(r.ts as i64),
+                SqlStorageValue::from(r.received_at as i64),
+                SqlStorageValue::from(r.channel.clone()),
+                SqlStorageValue::from(r.payload.as_str()),
+            ]
+        });
+        let journey = body.journey.iter().map(|j| {
+            vec![
+                SqlStorageValue::from(j.message_id.as_str()),
+                SqlStorageValue::from(j.ts as i64),
+                SqlStorageValue::from(j.channel.as_str()),
+            ]
+        });
+        let withdrawals = body.withdrawals.iter().map(|w| {
+            vec![
+                SqlStorageValue::from(w.at as i64),
+                SqlStorageValue::from(w.consent.as_str()),
+                SqlStorageValue::from(w.policy.as_str()),
+            ]
+        });
+        let inserts: [(&str, Vec<Vec<SqlStorageValue>>); 3] = [
+            (
                 "INSERT INTO ledger (message_id, ts, received_at, channel, payload) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT(message_id) DO NOTHING",
-                vec![
-                    SqlStorageValue::from(r.message_id.as_str()),
-                    SqlStorageValue::from(r.ts as i64),
-                    SqlStorageValue::from(r.received_at as i64),
-                    SqlStorageValue::from(r.channel.clone()),
-                    SqlStorageValue::from(r.payload.as_str()),
-                ],
-            )?;
-        }
-        for j in &body.journey {
-            sql.exec(
+                ledger.collect(),
+            ),
+            (
                 "INSERT INTO journey (message_id, ts, channel) VALUES (?, ?, ?) ON CONFLICT(message_id) DO NOTHING",
-                vec![
-                    SqlStorageValue::from(j.message_id.as_str()),
-                    SqlStorageValue::from(j.ts as i64),
-                    SqlStorageValue::from(j.channel.as_str()),
-                ],
-            )?;
-        }
-        for w in &body.withdrawals {
-            sql.exec(
-                "INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)",
-                vec![
-                    SqlStorageValue::from(w.at as i64),
-                    SqlStorageValue::from(w.consent.as_str()),
-                    SqlStorageValue::from(w.policy.as_str()),
-                ],
-            )?;
+                journey.collect(),
+            ),
+            ("INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)", withdrawals.collect()),
+        ];
+        for (statement, rows) in inserts {
+            for row in rows {
+                sql.exec(statement, row)?;
+            }
         }
         if !body.journey.is_empty() {
             self.set_meta("journey_expires_at", &(now.millis().saturating_add(body.journey_timeout_ms)).to_string())?;
@@ -905,6 +904,25 @@ impl Visitor {
         *self.scorer.borrow_mut() = None;
         Ok(json!({"erased_events": had}))
     }
+}
+
+/// The `visitors` columns a score fills, in their statement order:
+/// `score_milli, tier, rules_version, drivers, engagement_milli, fit_milli,
+/// last_activity_ms, last_at_ms`.
+fn score_columns(
+    score: &microfunnel_core::scoring::Score,
+    snapshot: &microfunnel_core::scoring::Snapshot,
+) -> ApiResult<[JsValue; 8]> {
+    Ok([
+        js_num(score.score.milli()),
+        score.tier.as_str().into(),
+        score.rules_version.as_str().into(),
+        serde_json::to_string(&top_drivers(score))?.into(),
+        js_num(snapshot.engagement_milli),
+        js_num(snapshot.fit_milli),
+        snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
+        snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
+    ])
 }
 
 fn conversion_def<'a>(defs: &'a [ConversionDef], e: &Event) -> Option<&'a ConversionDef> {
