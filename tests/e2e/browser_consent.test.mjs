@@ -556,3 +556,32 @@ test('a withdrawal tells the collector (one beacon to /v1/consent): the lead los
   assert.deepEqual(await stored(context, page), nothingStored);
   await context.close();
 });
+
+test('a withdrawal made offline reaches the collector once the browser is back online', async () => {
+  const { context, page, requests } = await open();
+  const row = (anon) => d1(`SELECT score_milli FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
+  const answered = [];
+  page.on('response', (r) => r.url().endsWith('/v1/consent') && answered.push(r.status()));
+  await page.goto(base + '/demo/tarifs/');
+  await page.evaluate(() => mf('consent', 'grant-all'));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
+  const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
+  await until(() => row(anon)?.score_milli > 0, 15000);
+
+  await context.setOffline(true);
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: false, marketing: true }));
+  await page.waitForTimeout(1000);
+  assert.deepEqual(answered, [], 'nothing answered while offline');
+  assert.equal(row(anon).score_milli > 0, true);
+  await context.setOffline(false);
+  await until(() => answered.length === 1, 10000);
+  assert.deepEqual(answered, [200]);
+  await until(() => row(anon).score_milli === 0, 15000);
+  // Sent once: nothing is left to resend on the next connectivity change.
+  await context.setOffline(true);
+  await context.setOffline(false);
+  await page.waitForTimeout(1000);
+  assert.deepEqual(answered, [200]);
+  assert.equal(await page.evaluate(() => localStorage.getItem('mf_demo_l')), null, 'never on the device');
+  await context.close();
+});

@@ -183,9 +183,9 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
     let personal = c.allows(Purpose::Personalization);
     let purposes = [Purpose::Analytics, Purpose::Personalization, Purpose::Marketing];
     let withdrawn = purposes.iter().any(|&p| before.allows(p) && !c.allows(p));
-    if withdrawn && let Some(anon) = &app.anon {
+    if withdrawn && let Some(anon) = app.anon.clone() {
         // Only an id that was sent (analytics granted) has anything at the edge.
-        transport::withdrawal(app, anon, &conv::to_js(&c.stamp().to_json()));
+        transport::withdrawal(app, &anon, &conv::to_js(&c.stamp().to_json()));
     }
     if before.allows(Purpose::Analytics) && !analytics {
         // Withdrawal: stop, forget the id, drop the queue, clear our storage.

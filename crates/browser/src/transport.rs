@@ -32,6 +32,8 @@ pub struct Outbox {
     busy: bool,
     timer: bool,
     failures: u32,
+    /// Withdrawal notices not yet delivered (memory only; see `withdrawal`).
+    withdrawals: Vec<String>,
 }
 
 impl Outbox {
@@ -175,6 +177,11 @@ fn done(app: &mut App, status: f64, retry_after: Option<String>) {
 /// keepalive as fallback). Offline, it stays in the persisted queue for the
 /// next page instead.
 pub fn beacon(app: &mut App) {
+    if !app.out.withdrawals.is_empty() {
+        let url = js::s(&consent_url(app));
+        let nav = js::g("navigator");
+        app.out.withdrawals.retain(|b| js::call(&nav, "sendBeacon", &[&url, &js::s(b)]).as_bool() != Some(true));
+    }
     if !app.consent.allows(Purpose::Analytics) || app.out.queue.is_empty() {
         return;
     }
@@ -195,20 +202,55 @@ pub fn beacon(app: &mut App) {
     persist_now(app);
 }
 
-/// The one message sent after a withdrawal: `POST {api}/v1/consent` by
-/// beacon, so the collector cuts down what it holds for this visitor (the
-/// edge's `withdrawals`). Honouring a withdrawal is necessary processing; it
-/// carries the id being forgotten and the new consent, nothing else.
-pub fn withdrawal(app: &App, anon: &str, consent: &JsValue) {
+/// The one message sent after a withdrawal: `POST {api}/v1/consent`, so the
+/// collector cuts down what it holds for this visitor (the edge's
+/// `withdrawals`). Honouring a withdrawal is necessary processing; it
+/// carries the id being forgotten and the new consent, nothing else. Until
+/// the collector has answered it stays in memory (never on the device) and
+/// is sent again when the browser is back online, or by beacon when the
+/// page is hidden.
+pub fn withdrawal(app: &mut App, anon: &str, consent: &JsValue) {
     let o = js::obj();
     js::set(&o, "site", &js::s(&app.site));
     js::set(&o, "anonymousId", &js::s(anon));
     js::set(&o, "consent", consent);
     js::set(&o, "timestamp", &js::s(&js::iso(js::now())));
     if let Some(body) = js::stringify(&o) {
-        let mut u = app.api.trim_end_matches('/').to_owned();
-        u.push_str("/v1/consent");
-        js::call(&js::g("navigator"), "sendBeacon", &[&js::s(&u), &js::s(&body)]);
+        app.out.withdrawals.push(body);
+        send_withdrawals(app);
+    }
+}
+
+fn consent_url(app: &App) -> String {
+    let mut u = app.api.trim_end_matches('/').to_owned();
+    u.push_str("/v1/consent");
+    u
+}
+
+fn send_withdrawals(app: &mut App) {
+    let url = js::s(&consent_url(app));
+    for body in std::mem::take(&mut app.out.withdrawals) {
+        let init = js::obj();
+        js::set(&init, "method", &js::s("POST"));
+        js::set(&init, "body", &js::s(&body));
+        js::set(&init, "keepalive", &JsValue::TRUE);
+        js::set(&init, "credentials", &js::s("omit"));
+        let p = js::call(&js::global(), "fetch", &[&url, &init]);
+        let again = body.clone();
+        // Answered (a 4xx is final: retrying would not change it), or not:
+        // a network error, 429 or 5xx keeps it for the next chance.
+        let ok = js::func(move |resp| {
+            let status = js::get(&resp, "status").as_f64().unwrap_or(0.0);
+            if status == 429.0 || status >= 500.0 {
+                let b = again.clone();
+                app::with(|a| a.out.withdrawals.push(b));
+            }
+        });
+        let err = js::func(move |_| {
+            let b = body.clone();
+            app::with(|a| a.out.withdrawals.push(b));
+        });
+        js::call(&p, "then", &[&ok, &err]);
     }
 }
 
@@ -254,5 +296,6 @@ pub fn restore(app: &mut App) {
 /// Back online: try now rather than waiting out the backoff.
 pub fn online(app: &mut App) {
     app.out.failures = 0;
+    send_withdrawals(app);
     flush(app);
 }
