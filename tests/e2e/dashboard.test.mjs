@@ -57,10 +57,10 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   const head = await page.locator('#attribution thead th').allTextContents();
   assert.deepEqual(head, ['Channel', 'first', 'last', 'last-non-direct', 'linear', 'time-decay', 'position', 'markov', 'shapley']);
   const rows = await page.locator('#attribution tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-  assert.deepEqual(rows, [['Email', ...Array(8).fill('1 (120.00)')]]);
+  assert.deepEqual(rows, [['Email', ...Array(8).fill('1 (EUR 120.00)')]]);
   const overview = await page.locator('#overview div').evaluateAll((ds) => Object.fromEntries(ds.map((d) => [d.firstChild.textContent, d.lastChild.textContent])));
   assert.equal(overview.Conversions, '1');
-  assert.equal(overview.Value, '120.00');
+  assert.equal(overview.Value, 'EUR 120.00');
 
   const lead = await page.locator('#leads tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
   assert.equal(lead[0], anon);
@@ -69,7 +69,7 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   assert.equal(await page.locator('#leads img').count(), 0);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
 
-  assert.deepEqual(await page.locator('#paths tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent)), ['Email', '1', '120.00', '0']);
+  assert.deepEqual(await page.locator('#paths tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent)), ['Email', '1', 'EUR 120.00', '0']);
   assert.equal(await page.locator('#fastest tbody tr td').first().textContent(), 'Email');
 
   // Tier filter: the tiers come from the site's rules; "hot" holds nobody yet.
@@ -82,5 +82,25 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   const stored = await page.evaluate(() => ({ local: Object.keys(localStorage), session: Object.keys(sessionStorage) }));
   assert.deepEqual(stored, { local: [], session: ['mf_dashboard_token'] });
   assert.deepEqual(await context.cookies(), []);
+  await context.close();
+});
+
+test('dashboard: money in the minor unit of the site currency (JPY has none)', async () => {
+  const site = await createSite('dashjpy', { origins: [ORIGIN], conversions: [{ event: 'Order', default_value_minor: 4500, currency: 'JPY' }] });
+  const anon = randomUUID();
+  const res = await fetch(`${base}/v1/batch`, {
+    method: 'POST',
+    headers: { origin: ORIGIN },
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Order', anonymousId: anon, messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/dashboard/?site=${site.id}`);
+  await page.fill('input[name=token]', ADMIN);
+  await page.click('button[type=submit]');
+  await until(async () => (await page.locator('#status').textContent()).startsWith(`Site ${site.id} as of`));
+  const overview = await page.locator('#overview div').evaluateAll((ds) => Object.fromEntries(ds.map((d) => [d.firstChild.textContent, d.lastChild.textContent])));
+  assert.equal(overview.Value, 'JPY 4,500');
   await context.close();
 });

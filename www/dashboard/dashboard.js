@@ -19,7 +19,24 @@
   function num(x, digits) {
     return x == null ? '—' : Number(x).toLocaleString('en', { maximumFractionDigits: digits == null ? 2 : digits });
   }
-  function money(minor) { return minor == null ? '—' : (Number(minor) / 100).toLocaleString('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
+  // Values are integer minor units; the site's currency (from its conversion
+  // definitions) says how many digits a major unit has (EUR 2, JPY 0, KWD 3).
+  var currency = null, digits = 2;
+  function setCurrency(code) {
+    currency = null;
+    digits = 2;
+    try {
+      if (code) {
+        digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits;
+        currency = code;
+      }
+    } catch (e) {}
+  }
+  function money(minor) {
+    if (minor == null) return '—';
+    var n = (Number(minor) / Math.pow(10, digits)).toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    return currency ? currency + ' ' + n : n;
+  }
   function pct(x) { return x == null ? '—' : (x * 100).toLocaleString('en', { maximumFractionDigits: 1 }) + ' %'; }
   function ms(x) { return x == null ? '—' : x < 1000 ? num(x, 0) + ' ms' : num(x / 1000, 1) + ' s'; }
   function when(t) { return t == null ? '—' : new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'; }
@@ -142,15 +159,18 @@
     status.textContent = 'Loading…';
     Promise.all([
       api('/v1/reports/attribution?' + q + period, token),
+      api('/v1/sites/' + encodeURIComponent(site), token),
       api('/v1/reports/kpis?' + q + period + '&model=' + encodeURIComponent(f.model.value), token),
       api('/v1/leads?' + q + (f.tier.value ? '&tier=' + encodeURIComponent(f.tier.value) : ''), token),
       api('/v1/reports/paths?' + q + period, token),
     ]).then(function (r) {
+      var defs = (r[1].config && r[1].config.conversions) || [];
+      setCurrency((defs.filter(function (d) { return d.currency; })[0] || {}).currency);
       attribution(r[0]);
-      overview(r[1]);
-      channels(r[1]);
-      leads(r[2]);
-      paths(r[3]);
+      overview(r[2]);
+      channels(r[2]);
+      leads(r[3]);
+      paths(r[4]);
       status.textContent = 'Site ' + site + ' as of ' + new Date().toLocaleTimeString('en') + '.';
     }).catch(function (e) {
       status.className = 'error';
