@@ -185,3 +185,23 @@ test('cross-device: a second device that identifies as a known user joins that v
   const [c] = d1(`SELECT visitor_id, path, value_minor FROM conversions WHERE site_id = ${q(site.id)}`);
   assert.deepEqual(c, { visitor_id: laptop, path: 'Direct > Email', value_minor: 10000 });
 });
+
+test('cross-device: an alias between two known visitors joins them too', async () => {
+  const site = await createSite();
+  const web = randomUUID();
+  await browser(site.id, [
+    ev({ type: 'page', anonymousId: web, timestamp: at(40), context: { page: { path: '/pricing', url: 'https://firm.example/pricing' } } }),
+    ev({ type: 'identify', anonymousId: web, userId: 'web-login-3', timestamp: at(39) }),
+  ]);
+  // The CRM knows the same person under its own id, with an offline touch.
+  const crm = await server(site.id, [ev({ type: 'track', event: 'Call Received', userId: 'crm-77', timestamp: at(30), context: { channel: 'Phone' } })], bearer(site.server_key));
+  assert.equal(crm.status, 200, await crm.text());
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM visitors WHERE site_id = ${q(site.id)}`)[0].n, 2);
+  const alias = await server(site.id, [ev({ type: 'alias', previousId: 'crm-77', userId: 'web-login-3', timestamp: at(20) })], bearer(site.server_key));
+  const body = await alias.json();
+  assert.equal(alias.status, 200, JSON.stringify(body));
+  const rows = d1(`SELECT visitor_id, events FROM visitors WHERE site_id = ${q(site.id)}`);
+  assert.deepEqual(rows, [{ visitor_id: web, events: 4 }]);
+  const ids = d1(`SELECT DISTINCT visitor_id FROM identities WHERE site_id = ${q(site.id)}`);
+  assert.deepEqual(ids, [{ visitor_id: web }]);
+});

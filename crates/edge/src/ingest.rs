@@ -330,7 +330,8 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
 }
 
 /// Cross-device stitching: an event whose anonymousId already belongs to one
-/// visitor and whose userId to another is one person on a second device.
+/// visitor and whose userId to another is one person on a second device (an
+/// `alias` whose previousId and userId belong to two visitors, likewise).
 /// The anonymous visitor is merged into the user's (`visitor::merge`: ledger,
 /// open journey and withdrawals move, the score is rebuilt over both), then
 /// every D1 row keyed by it follows in one batch. Repeating a merge is
@@ -345,7 +346,9 @@ async fn merge_devices(
 ) -> ApiResult<()> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for e in events {
-        let (Some(a), Some(u)) = (&e.anonymous_id, &e.user_id) else { continue };
+        // `alias` says the same of its previousId and userId.
+        let earlier = if e.kind == EventType::Alias { &e.previous_id } else { &e.anonymous_id };
+        let (Some(a), Some(u)) = (earlier, &e.user_id) else { continue };
         let (Some(from), Some(into)) = (known.get(a).and_then(Value::as_str), known.get(u).and_then(Value::as_str))
         else {
             continue;
