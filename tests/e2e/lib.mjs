@@ -16,14 +16,23 @@ export const root = new URL('../../', import.meta.url).pathname;
 export const consent = Object.freeze({ analytics: true, personalization: true, marketing: true, policy: 1 });
 
 // wrangler dev may close an idle keep-alive connection just as the next
-// request reuses it ("fetch failed", nothing was sent): retry that once.
+// request reuses it ("fetch failed", nothing was sent): retry that once. Its
+// dev proxy may also lose the connection to the Worker under load and answer
+// a POST with its own 503 "Your worker restarted mid-request" (it retries
+// only GET and HEAD itself): retry that once too. Every write endpoint is
+// idempotent (messageId de-duplication), so a retry never double-counts.
 export async function fetch(url, init) {
+  let res;
   try {
-    return await globalThis.fetch(url, init);
+    res = await globalThis.fetch(url, init);
   } catch (e) {
     if (e?.cause?.code !== 'UND_ERR_SOCKET' && e?.cause?.code !== 'ECONNRESET') throw e;
     return globalThis.fetch(url, init);
   }
+  if (res.status === 503 && (await res.clone().text()).startsWith('Your worker restarted mid-request')) {
+    return globalThis.fetch(url, init);
+  }
+  return res;
 }
 
 /** Every statement's rows, read straight from the test D1 database. */

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { base, fetch } from './lib.mjs';
 
-const base = process.env.MF_BASE_URL;
 const root = new URL('../vectors/', import.meta.url).pathname;
 
 function files(dir) {
