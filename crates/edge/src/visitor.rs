@@ -700,16 +700,19 @@ impl Visitor {
         Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
     }
 
-    /// The visitor's row after its ledger changed other than by new events
-    /// (a withdrawal, a merge): score, tier, drivers and the event count.
-    async fn store_score(
+    /// After the ledger changed other than by new events (a withdrawal, a
+    /// merge): the scorer is rebuilt over the whole ledger and the visitor's
+    /// row gets the new score, tier, drivers and event count.
+    async fn rescore(
         &self,
         site: &str,
         visitor: &str,
-        score: &microfunnel_core::scoring::Score,
-        snapshot: &microfunnel_core::scoring::Snapshot,
-        events: i64,
-    ) -> ApiResult<()> {
+        rules: &Rules,
+        now: Timestamp,
+    ) -> ApiResult<(microfunnel_core::scoring::Score, i64)> {
+        *self.scorer.borrow_mut() = None;
+        let (score, snapshot) = self.with_scorer(rules, now, |s| (s.score(now), s.snapshot()))?;
+        let events = self.count("ledger")?;
         self.env
             .d1("DB")?
             .prepare(
@@ -720,12 +723,12 @@ impl Visitor {
             .bind(
                 &[site.into(), visitor.into(), js_num(events)]
                     .into_iter()
-                    .chain(score_columns(score, snapshot)?)
+                    .chain(score_columns(&score, &snapshot)?)
                     .collect::<Vec<_>>(),
             )?
             .run()
             .await?;
-        Ok(())
+        Ok((score, events))
     }
 
     /// Everything another object needs to take this visitor over (raw rows).
@@ -802,10 +805,7 @@ impl Visitor {
         if !body.journey.is_empty() {
             self.set_meta("journey_expires_at", &(now.millis().saturating_add(body.journey_timeout_ms)).to_string())?;
         }
-        *self.scorer.borrow_mut() = None;
-        let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
-        let events = self.count("ledger")?;
-        self.store_score(&body.site, &body.visitor, &score, &snapshot, events).await?;
+        let (score, events) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
         self.schedule().await?;
         Ok(json!({"visitor": body.visitor, "score": score.score, "tier": score.tier, "events": events}))
     }
@@ -883,10 +883,7 @@ impl Visitor {
             // No journey goes on without analytics, not even to close as a null path.
             sql.exec("DELETE FROM journey", None)?;
         }
-        *self.scorer.borrow_mut() = None;
-        let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
-        let events = self.count("ledger")?;
-        self.store_score(&body.site, &body.visitor, &score, &snapshot, events).await?;
+        let (score, _) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
         self.schedule().await?;
         Ok(json!({
             "visitor": body.visitor,

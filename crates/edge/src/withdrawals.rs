@@ -1,6 +1,7 @@
 //! `POST /v1/consent`: the browser module tells the collector that its
-//! visitor withdrew a purpose (one `sendBeacon`, `text/plain`, the only thing
-//! it sends after a withdrawal: honouring it is necessary processing). The
+//! visitor withdrew a purpose (one `text/plain` POST, retried until answered;
+//! the only thing it sends after a withdrawal: honouring it is necessary
+//! processing). The
 //! visitor's object then cuts its stored ledger down, by the core, to what
 //! both each event's stamp and the withdrawal allow: without
 //! personalization the score falls to what is left (the lead loses its
