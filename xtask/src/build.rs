@@ -62,20 +62,36 @@ pub fn worker(mode: Mode) -> Result<(), String> {
 /// `www/pkg/microfunnel.js` and `www/pkg/microfunnel_bg.wasm`, served next
 /// to the loader.
 pub fn browser() -> Result<(), String> {
-    let root = root();
-    let pkg = root.join("www/pkg");
+    let pkg = root().join("www/pkg");
     let wasm_out = pkg.join("microfunnel_bg.wasm");
     if fresh(&wasm_out, &[&CORE_INPUTS[..], &["crates/browser", "xtask/src/build.rs"]].concat()) {
         println!("build: browser module is up to date");
         return Ok(());
     }
+    wasm(&["--lib"], "microfunnel_browser.wasm", &pkg, "microfunnel")
+}
+
+/// The size probe (`crates/browser/examples/core_probe.rs`), built exactly
+/// as the module is, into `target/size-probe/`. Returns the wasm's path.
+pub fn core_probe() -> Result<std::path::PathBuf, String> {
+    let out = target_dir().join("size-probe");
+    wasm(&["--example", "core_probe"], "examples/core_probe.wasm", &out, "core_probe")?;
+    Ok(out.join("core_probe_bg.wasm"))
+}
+
+/// Builds one wasm target of the browser crate (`target`: cargo's selector),
+/// then wasm-bindgen and wasm-opt into `out_dir/{name}.js` and
+/// `out_dir/{name}_bg.wasm`.
+fn wasm(target: &[&str], artifact: &str, out_dir: &Path, name: &str) -> Result<(), String> {
+    let root = root();
     let nightly = crate::bootstrap::browser_toolchain_ready();
     let built = if nightly {
-        println!("build: browser module (wasm32, profile browser, {})", crate::bootstrap::BROWSER_TOOLCHAIN);
+        println!("build: {name} (wasm32, profile browser, {})", crate::bootstrap::BROWSER_TOOLCHAIN);
         let mut cmd = Command::new("rustup");
         cmd.current_dir(&root)
             .args(["run", crate::bootstrap::BROWSER_TOOLCHAIN, "cargo", "build", "--profile", "browser"])
             .args(["--package", "microfunnel-browser", "--target", "wasm32-unknown-unknown"])
+            .args(target)
             .args(["-Zbuild-std=std,panic_abort"])
             // Its own directory: other flags than the stable builds, so neither
             // invalidates the other's artifacts.
@@ -86,29 +102,25 @@ pub fn browser() -> Result<(), String> {
             .env_remove("RUSTDOC")
             .env_remove("CARGO");
         run(tool_env(&mut cmd))?;
-        target_dir().join("browser-nightly/wasm32-unknown-unknown/browser/microfunnel_browser.wasm")
+        target_dir().join("browser-nightly/wasm32-unknown-unknown/browser").join(artifact)
     } else {
         // No nightly on this machine (bootstrap could not fetch it): the same
         // module on stable, without build-std — it works, it is just larger.
         println!(
-            "build: browser module (wasm32, profile browser, stable: {} is not installed, the module ships larger)",
+            "build: {name} (wasm32, profile browser, stable: {} is not installed, the module ships larger)",
             crate::bootstrap::BROWSER_TOOLCHAIN
         );
-        run(tool_env(&mut crate::util::cargo()).args([
-            "build",
-            "--profile",
-            "browser",
-            "--package",
-            "microfunnel-browser",
-            "--target",
-            "wasm32-unknown-unknown",
-        ]))?;
-        target_dir().join("wasm32-unknown-unknown/browser/microfunnel_browser.wasm")
+        run(tool_env(&mut crate::util::cargo())
+            .args(["build", "--profile", "browser", "--package", "microfunnel-browser"])
+            .args(["--target", "wasm32-unknown-unknown"])
+            .args(target))?;
+        target_dir().join("wasm32-unknown-unknown/browser").join(artifact)
     };
     run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
         .arg(&built)
-        .args(["--target", "web", "--no-typescript", "--out-name", "microfunnel", "--out-dir"])
-        .arg(&pkg))?;
+        .args(["--target", "web", "--no-typescript", "--out-name", name, "--out-dir"])
+        .arg(out_dir))?;
+    let wasm_out = out_dir.join(format!("{name}_bg.wasm"));
     run(Command::new(node_bin("wasm-opt"))
         .args(["-Oz", "--converge", "--strip-debug", "--strip-producers"])
         .arg("--enable-bulk-memory")

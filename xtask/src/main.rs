@@ -22,7 +22,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   build-worker [--test]  build the Worker only (wrangler's build command)
   dev [--port N]       bootstrap, build, migrate and run `wrangler dev` (default 127.0.0.1:8787)
   test                 every check and test suite; ends with `N passed, N failed`
-  size                 the browser size budget (loader, glue, wasm; gzip), fails above budget
+  size [--probe]       the browser size budget (loader, glue, wasm; gzip), fails above budget;
+                       --probe: the core's share of the module, built alone (figures only)
   bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
   bench-browser        main-thread cost of loader, init and capture in headless Chromium (not in `test`)
   load                 concurrent load against local workerd: throughput, latency, 0 lost / 0 duplicated (not in `test`)

@@ -20,8 +20,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !args.iter().any(|a| a == "--no-build") {
         crate::build::browser()?;
     }
+    if args.iter().any(|a| a == "--probe") {
+        return probe();
+    }
     let report = check()?;
     println!("{report}");
+    Ok(())
+}
+
+/// `--probe`: the core's share of the module, built alone (see
+/// `crates/browser/examples/core_probe.rs`) and set beside the module's own
+/// wasm and the budget. Prints figures; never fails on them.
+fn probe() -> Result<(), String> {
+    let wasm = crate::build::core_probe()?;
+    let (raw, gz) = gzip_len(&wasm)?;
+    let (mraw, mgz) = gzip_len(&root().join("www/pkg/microfunnel_bg.wasm"))?;
+    println!("browser size probe (gzip -9)");
+    println!("  {:<28} {:>10} {:>10}", "part", "raw", "gzip");
+    println!("  {:<28} {:>10} {:>10}", "core only (no DOM, no I/O)", kb(raw), kb(gz));
+    println!("  {:<28} {:>10} {:>10}", "whole module wasm", kb(mraw), kb(mgz));
+    println!(
+        "  core share of the module's wasm: {:.0}% (gzip); budget for loader + glue + wasm: {}",
+        100.0 * gz as f64 / mgz.max(1) as f64,
+        kb(TOTAL_BUDGET)
+    );
     Ok(())
 }
 
