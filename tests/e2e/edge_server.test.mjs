@@ -205,3 +205,78 @@ test('cross-device: an alias between two known visitors joins them too', async (
   const ids = d1(`SELECT DISTINCT visitor_id FROM identities WHERE site_id = ${q(site.id)}`);
   assert.deepEqual(ids, [{ visitor_id: web }]);
 });
+
+test('cross-device: a batch that resolved the old visitor just before the merge is followed to the joined one; erasing the user erases both objects', async () => {
+  const site = await createSite();
+  const laptop = randomUUID();
+  const phone = randomUUID();
+  const page = (anon, path, minutes) => ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` } } });
+  assert.equal((await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-8', timestamp: at(59) })])).status, 200);
+  assert.equal((await browser(site.id, [page(phone, '/blog/divorce', 30)])).status, 200);
+  assert.equal((await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-8', timestamp: at(20) })])).status, 200);
+
+  // A phone batch that looked its visitor up before the merge moved it.
+  const late = page(phone, '/contact', 10);
+  const res = await fetch(`${base}/__test/stale-batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ site: site.id, batch: [late], resolved: { [phone]: phone } }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.accepted, 1);
+  assert.equal(body.visitors[0].visitor, laptop, JSON.stringify(body));
+  assert.deepEqual(d1(`SELECT DISTINCT visitor_id FROM events WHERE site_id = ${q(site.id)}`), [{ visitor_id: laptop }]);
+  assert.deepEqual(d1(`SELECT visitor_id, events FROM visitors WHERE site_id = ${q(site.id)}`), [{ visitor_id: laptop, events: 5 }]);
+  const ex = await (await fetch(`${base}/v1/subjects/user-8?site=${site.id}`, { headers: bearer(ADMIN) })).json();
+  assert.deepEqual(ex.visitors, [laptop]);
+  const ids = ex.visitor_objects[0].state.ledger.map((r) => r.message_id);
+  assert.ok(ids.includes(late.messageId), 'the late event is in the joined ledger');
+  // Replayed, it is a duplicate and still lands nowhere else.
+  const again = await (await fetch(`${base}/__test/stale-batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ site: site.id, batch: [late], resolved: { [phone]: phone } }),
+  })).json();
+  assert.equal(again.duplicates, 1);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM visitors WHERE site_id = ${q(site.id)}`)[0].n, 1);
+
+  // Erasing the user erases the joined object and the phone's forward.
+  const del = await (await fetch(`${base}/v1/subjects/user-8?site=${site.id}`, { method: 'DELETE', headers: bearer(ADMIN) })).json();
+  assert.equal(del.visitor_objects, 2, JSON.stringify(del));
+});
+
+test('attribution: a touch from before a closed journey never opens the next one — a late offline event, or another device joined later', async () => {
+  const site = await createSite();
+  const laptop = randomUUID();
+  const phone = randomUUID();
+  const ok = async (res) => {
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body;
+  };
+  const page = (anon, path, minutes, extra = {}) =>
+    ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` }, ...extra } });
+  // The phone reads the newsletter first, and stays anonymous for now.
+  await ok(await browser(site.id, [page(phone, '/blog/heritage', 60, { campaign: { utm_source: 'newsletter', utm_medium: 'email' } })]));
+  // The laptop: an ad, identified, converts.
+  await ok(await browser(site.id, [
+    page(laptop, '/', 50, { campaign: { utm_source: 'google', utm_medium: 'cpc' } }),
+    ev({ type: 'identify', anonymousId: laptop, userId: 'user-9', timestamp: at(49) }),
+    ev({ type: 'track', event: 'Lead Submitted', anonymousId: laptop, userId: 'user-9', timestamp: at(40), properties: { value: 50 } }),
+  ]));
+  // Back on the laptop later (direct).
+  await ok(await browser(site.id, [page(laptop, '/tarifs', 30)]));
+  // The CRM reports a call from before the first conversion, late.
+  const call = await server(site.id, [ev({ type: 'track', event: 'Call Received', userId: 'user-9', timestamp: at(45), context: { channel: 'Phone' } })], bearer(site.server_key));
+  assert.equal(call.status, 200, await call.text());
+  // The phone logs in: it joins the laptop's visitor, its newsletter touch with it.
+  await ok(await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-9', timestamp: at(20) })]));
+  // The second conversion is credited to what came after the first one only.
+  await ok(await browser(site.id, [ev({ type: 'track', event: 'Lead Submitted', anonymousId: laptop, userId: 'user-9', timestamp: at(5), properties: { value: 80 } })]));
+  const paths = d1(`SELECT path, value_minor FROM conversions WHERE site_id = ${q(site.id)} ORDER BY value_minor`);
+  assert.deepEqual(paths, [
+    { path: 'Paid Search', value_minor: 5000 },
+    { path: 'Direct', value_minor: 8000 },
+  ]);
+});

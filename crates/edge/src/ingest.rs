@@ -147,6 +147,25 @@ pub struct Ready {
 
 /// Validates, minimises, stores and forwards `raw` events.
 pub async fn ingest(env: &Env, site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> ApiResult<Outcome> {
+    ingest_resolved(env, site, raw, source, user_agent, None).await
+}
+
+/// `ingest` with some ids taken as resolved to the given visitors instead
+/// of what D1 says now: a batch that resolved them just before a merge
+/// moved them (test routes only, to replay that race on purpose).
+#[cfg(feature = "test-routes")]
+pub async fn ingest_stale(env: &Env, site: &Site, raw: Vec<Value>, stale: &Map<String, Value>) -> ApiResult<Outcome> {
+    ingest_resolved(env, site, raw, Source::Browser, "", Some(stale)).await
+}
+
+async fn ingest_resolved(
+    env: &Env,
+    site: &Site,
+    raw: Vec<Value>,
+    source: Source,
+    user_agent: &str,
+    stale: Option<&Map<String, Value>>,
+) -> ApiResult<Outcome> {
     let mut out = Outcome::default();
     if source == Source::Browser && crate::bots::is_bot(user_agent) {
         out.bots = raw.len();
@@ -205,7 +224,10 @@ pub async fn ingest(env: &Env, site: &Site, raw: Vec<Value>, source: Source, use
     }
     let db = env.d1("DB")?;
     let mut visitors = resolve_visitors(&db, &site.id, &ready).await?;
-    merge_devices(env, &db, site, &ready, &mut visitors).await?;
+    if let Some(stale) = stale {
+        visitors.extend(stale.clone());
+    }
+    merge_devices(env, site, &ready, &mut visitors).await?;
     let mut statements: Vec<D1PreparedStatement> = Vec::new();
     let mut items: Vec<Ready> = Vec::new();
     for event in ready {
@@ -333,17 +355,11 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
 /// visitor and whose userId to another is one person on a second device (an
 /// `alias` whose previousId and userId belong to two visitors, likewise).
 /// The anonymous visitor is merged into the user's (`visitor::merge`: ledger,
-/// open journey and withdrawals move, the score is rebuilt over both), then
-/// every D1 row keyed by it follows in one batch. Repeating a merge is
-/// harmless (the object de-duplicates, the updates find nothing left), so a
-/// retried batch completes one that failed half-way.
-async fn merge_devices(
-    env: &Env,
-    db: &worker::D1Database,
-    site: &Site,
-    events: &[Event],
-    known: &mut Map<String, Value>,
-) -> ApiResult<()> {
+/// open journey and withdrawals move, the score is rebuilt over both, every
+/// D1 row keyed by it follows, and its object forwards from then on).
+/// Repeating a merge is harmless, so a retried batch completes one that
+/// failed half-way.
+async fn merge_devices(env: &Env, site: &Site, events: &[Event], known: &mut Map<String, Value>) -> ApiResult<()> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for e in events {
         // `alias` says the same of its previousId and userId.
@@ -358,30 +374,10 @@ async fn merge_devices(
         }
     }
     for (from, into) in pairs {
-        visitor::merge(env, site, &from, &into).await?;
-        let ids = [site.id.as_str().into(), from.as_str().into(), into.as_str().into()];
-        let mut statements = Vec::new();
-        for table in ["events", "sessions", "identities", "conversions", "credits", "webhook_deliveries"] {
-            statements.push(
-                db.prepare(format!("UPDATE {table} SET visitor_id = ?3 WHERE site_id = ?1 AND visitor_id = ?2"))
-                    .bind(&ids)?,
-            );
-        }
-        statements.push(
-            db.prepare(
-                "UPDATE visitors SET \
-                 first_seen = MIN(first_seen, COALESCE((SELECT first_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), first_seen)), \
-                 last_seen = MAX(last_seen, COALESCE((SELECT last_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), last_seen)) \
-                 WHERE site_id = ?1 AND visitor_id = ?3",
-            )
-            .bind(&ids)?,
-        );
-        let gone = [site.id.as_str().into(), from.as_str().into()];
-        statements.push(db.prepare("DELETE FROM visitors WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
-        db.batch(statements).await?;
+        let holder = visitor::merge(env, site, &from, &into).await?;
         for v in known.values_mut() {
-            if v.as_str() == Some(from.as_str()) {
-                *v = Value::String(into.clone());
+            if v.as_str().is_some_and(|id| id == from || id == into) {
+                *v = Value::String(holder.clone());
             }
         }
     }

@@ -58,8 +58,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/paths", reports::paths)
         .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]
-    let router =
-        router.post_async("/__test/vectors", test_routes::vectors).post_async("/__test/cron", test_routes::cron);
+    let router = router
+        .post_async("/__test/vectors", test_routes::vectors)
+        .post_async("/__test/cron", test_routes::cron)
+        .post_async("/__test/stale-batch", test_routes::stale_batch);
     let result = router.or_else_any_method("/*rest", |_, _| errors::not_found()).run(req, env).await;
     match result {
         // The router's own 405 is plain text: give it the error shape.

@@ -176,8 +176,7 @@ async fn erase_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> 
     }
     let mut objects = 0;
     for v in &s.visitors {
-        visitor::erase(env, site, v).await?;
-        objects += 1;
+        objects += visitor::erase(env, site, v).await?;
     }
     Ok(Response::from_json(&json!({"site": site, "subject": id, "deleted": deleted, "visitor_objects": objects}))?)
 }

@@ -3,7 +3,9 @@
 //!
 //! `POST /__test/vectors` runs one golden-vector file through the core inside
 //! workerd and returns the report, so the same files are proven natively, in
-//! Chromium and here.
+//! Chromium and here. `POST /__test/cron` runs the daily purge.
+//! `POST /__test/stale-batch` stores a browser batch as one that resolved its
+//! ids just before a merge would.
 
 use crate::errors::error;
 use worker::{Request, Response, Result, RouteContext};
@@ -20,4 +22,26 @@ pub async fn vectors(mut req: Request, _ctx: RouteContext<()>) -> Result<Respons
 /// to fast-forward).
 pub async fn cron(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
     crate::errors::reply(crate::cron::purge(&ctx.env).await.and_then(|v| Ok(Response::from_json(&v)?)))
+}
+
+/// `POST /__test/stale-batch` `{site, batch, resolved: {id: visitor}}`: the
+/// real ingest path, with `resolved` standing in for what D1 said when the
+/// batch began (a merge has since moved those ids on).
+pub async fn stale_batch(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let body: serde_json::Value = match req.json().await {
+        Ok(v) => v,
+        Err(e) => return error(400, "invalid_json", &e.to_string()),
+    };
+    let (Some(site), Some(resolved)) =
+        (body.get("site").and_then(|s| s.as_str()), body.get("resolved").and_then(|r| r.as_object()))
+    else {
+        return error(400, "invalid_body", "site and resolved are required");
+    };
+    let result = async {
+        let site = crate::sites::Site::load(&ctx.env, site).await?;
+        let events = crate::ingest::take_events(body.get("batch").cloned())?;
+        crate::ingest::ingest_stale(&ctx.env, &site, events, resolved).await?.into_response()
+    }
+    .await;
+    crate::errors::reply(result)
 }

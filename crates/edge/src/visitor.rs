@@ -6,8 +6,12 @@
 //! journey and conversions are always consistent.
 //!
 //! The Worker talks to it over `fetch` with internal paths: `POST /apply`,
-//! `POST /score`, `POST /withdraw`, `GET /handover`, `POST /import`,
-//! `GET /export`, `DELETE /`.
+//! `POST /score`, `POST /withdraw`, `POST /handover`, `POST /import`,
+//! `POST /retire`, `GET /export`, `DELETE /`.
+//!
+//! A visitor merged into another (same person, another device) keeps only a
+//! forward (`merged_into`): requests that still reach it answer
+//! `{"moved_to": id}` and the Worker follows ([`follow`]).
 
 use crate::conversions;
 use crate::errors::{ApiError, ApiResult};
@@ -74,65 +78,182 @@ async fn call(
     Ok(value)
 }
 
+/// How many forwards a request follows (a visitor merged into one that was
+/// merged in turn); more means a loop, answered as unavailable.
+const MAX_HOPS: usize = 4;
+
+/// Calls `path` on the visitor's object and, when that object was merged
+/// into another (`{"moved_to": id}`: a request that resolved the visitor
+/// just before the merge), re-keys the D1 rows the request wrote under the
+/// old id and calls the object it moved to. `body(visitor)` builds the body
+/// for each object. Answers the final object's reply and its visitor id.
+async fn follow(
+    env: &Env,
+    site: &str,
+    visitor: &str,
+    method: Method,
+    path: &str,
+    body: impl Fn(&str) -> ApiResult<String>,
+) -> ApiResult<(Value, String)> {
+    let mut current = visitor.to_owned();
+    for _ in 0..MAX_HOPS {
+        let reply = call(env, site, &current, method.clone(), path, Some(body(&current)?)).await?;
+        match reply.get("moved_to").and_then(Value::as_str) {
+            Some(next) if next != current => {
+                rekey(env, site, &current, next).await?;
+                current = next.to_owned();
+            }
+            _ => return Ok((reply, current)),
+        }
+    }
+    worker::console_error!("visitor {visitor}: more than {MAX_HOPS} forwards");
+    Err(ApiError::new(503, "unavailable", "the visitor store is unavailable; retry"))
+}
+
 /// Hands events (`{payload, channel, received_at}`) to the visitor's object;
-/// answers `{visitor, score, tier, new}`.
+/// answers `{visitor, score, tier, new}` (`visitor` is the one that took
+/// them, after any forward).
 pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) -> ApiResult<Value> {
-    let body = ApplyRequest {
-        site: site.id.clone(),
-        visitor: visitor.to_owned(),
-        rules: site.config.rules().to_json(),
-        conversions: site.config.conversions.clone(),
-        webhooks: site.webhooks.clone(),
-        journey_timeout_ms: Some((site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64),
-        events,
-    };
-    call(env, &site.id, visitor, Method::Post, "/apply", Some(serde_json::to_string(&body)?)).await
+    let rules = site.config.rules().to_json();
+    let journey_timeout_ms = Some((site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64);
+    let (reply, _) = follow(env, &site.id, visitor, Method::Post, "/apply", |v| {
+        Ok(serde_json::to_string(&ApplyRequest {
+            site: site.id.clone(),
+            visitor: v.to_owned(),
+            rules: rules.clone(),
+            conversions: site.config.conversions.clone(),
+            webhooks: site.webhooks.clone(),
+            journey_timeout_ms,
+            events: events.clone(),
+        })?)
+    })
+    .await?;
+    Ok(reply)
 }
 
 pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
-    let body = json!({"rules": site.config.rules().to_json()});
-    call(env, &site.id, visitor, Method::Post, "/score", Some(body.to_string())).await
+    let body = json!({"rules": site.config.rules().to_json()}).to_string();
+    let (reply, _) = follow(env, &site.id, visitor, Method::Post, "/score", |_| Ok(body.clone())).await?;
+    Ok(reply)
 }
 
 /// A withdrawal (see `withdrawals`): the object cuts its ledger down to it
 /// and re-scores; answers `{visitor, score, tier, kept, removed}`.
 pub async fn withdraw(env: &Env, site: &Site, visitor: &str, stamp: &ConsentStamp, at: Timestamp) -> ApiResult<Value> {
-    let body = json!({
-        "site": site.id,
-        "visitor": visitor,
-        "rules": site.config.rules().to_json(),
-        "policy": {"cookieless_pageviews": site.config.consent.cookieless_pageviews, "sanitise": site.config.consent.sanitise},
-        "consent": stamp.to_json(),
-        "at": at.millis(),
-    });
-    call(env, &site.id, visitor, Method::Post, "/withdraw", Some(body.to_string())).await
+    let rules = site.config.rules().to_json();
+    let (reply, _) = follow(env, &site.id, visitor, Method::Post, "/withdraw", |v| {
+        Ok(json!({
+            "site": site.id,
+            "visitor": v,
+            "rules": rules,
+            "policy": {"cookieless_pageviews": site.config.consent.cookieless_pageviews, "sanitise": site.config.consent.sanitise},
+            "consent": stamp.to_json(),
+            "at": at.millis(),
+        })
+        .to_string())
+    })
+    .await?;
+    Ok(reply)
 }
 
-/// Cross-device merge (see `ingest::merge_visitors`): `from`'s object hands
-/// its ledger, open journey and withdrawals to `into`'s object, which adds
-/// them, re-scores over both devices and updates its row; `from` is emptied.
-pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<Value> {
-    let handed = call(env, &site.id, from, Method::Get, "/handover", None).await?;
-    let body = json!({
-        "site": site.id,
-        "visitor": into,
-        "rules": site.config.rules().to_json(),
-        "journey_timeout_ms": (site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64,
-        "ledger": handed.get("ledger").cloned().unwrap_or(Value::Array(Vec::new())),
-        "journey": handed.get("journey").cloned().unwrap_or(Value::Array(Vec::new())),
-        "withdrawals": handed.get("withdrawals").cloned().unwrap_or(Value::Array(Vec::new())),
-    });
-    let merged = call(env, &site.id, into, Method::Post, "/import", Some(body.to_string())).await?;
-    call(env, &site.id, from, Method::Delete, "/", None).await?;
-    Ok(merged)
+/// Cross-device merge (see `ingest::merge_devices`): `from`'s object hands
+/// over its ledger, open journey and withdrawals and from then on forwards
+/// to `into` (a request that resolved `from` just before the merge is
+/// followed there, see [`follow`]); `into`'s object adds them, re-scores over
+/// both devices and updates its row; `from` then drops its rows and keeps
+/// only its forward; every D1 row keyed by `from` follows. Each step repeats
+/// harmlessly, so a retried batch completes a merge that failed half-way.
+/// Answers the visitor that holds both now: `into`, or where `into` itself
+/// was merged in the meantime.
+pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<String> {
+    let (mut from, mut into) = (from.to_owned(), into.to_owned());
+    for _ in 0..MAX_HOPS {
+        let body = json!({"into": into}).to_string();
+        let handed = call(env, &site.id, &from, Method::Post, "/handover", Some(body)).await?;
+        if handed.get("retired").and_then(Value::as_bool) == Some(true) {
+            // Merged already: its rows are wherever it forwards to.
+            rekey(env, &site.id, &from, &into).await?;
+            match handed.get("merged_into").and_then(Value::as_str) {
+                Some(other) if other != into => {
+                    from = other.to_owned();
+                    continue;
+                }
+                _ => return Ok(into),
+            }
+        }
+        let body = json!({
+            "site": site.id,
+            "visitor": into,
+            "rules": site.config.rules().to_json(),
+            "journey_timeout_ms": (site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64,
+            "ledger": handed.get("ledger").cloned().unwrap_or(Value::Array(Vec::new())),
+            "journey": handed.get("journey").cloned().unwrap_or(Value::Array(Vec::new())),
+            "withdrawals": handed.get("withdrawals").cloned().unwrap_or(Value::Array(Vec::new())),
+            "closed_at": handed.get("closed_at").cloned().unwrap_or(Value::Null),
+            "from": from,
+        });
+        let imported = call(env, &site.id, &into, Method::Post, "/import", Some(body.to_string())).await?;
+        if let Some(next) = imported.get("moved_to").and_then(Value::as_str) {
+            // `into` was merged away itself: `from` joins where it went (the
+            // next hand-over re-points `from`'s forward there).
+            into = next.to_owned();
+            continue;
+        }
+        call(env, &site.id, &from, Method::Post, "/retire", None).await?;
+        rekey(env, &site.id, &from, &into).await?;
+        return Ok(into);
+    }
+    worker::console_error!("merge of {from}: more than {MAX_HOPS} forwards");
+    Err(ApiError::new(503, "unavailable", "the visitor store is unavailable; retry"))
+}
+
+/// Every D1 row keyed by visitor `from` moves to `into`, in one batch (a
+/// transaction); `into`'s row keeps the earlier first and later last visit.
+async fn rekey(env: &Env, site: &str, from: &str, into: &str) -> ApiResult<()> {
+    let db = env.d1("DB")?;
+    let ids = [site.into(), from.into(), into.into()];
+    let mut statements = Vec::new();
+    for table in ["events", "sessions", "identities", "conversions", "credits", "webhook_deliveries"] {
+        statements.push(
+            db.prepare(format!("UPDATE {table} SET visitor_id = ?3 WHERE site_id = ?1 AND visitor_id = ?2"))
+                .bind(&ids)?,
+        );
+    }
+    statements.push(
+        db.prepare(
+            "UPDATE visitors SET \
+             first_seen = MIN(first_seen, COALESCE((SELECT first_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), first_seen)), \
+             last_seen = MAX(last_seen, COALESCE((SELECT last_seen FROM visitors WHERE site_id = ?1 AND visitor_id = ?2), last_seen)) \
+             WHERE site_id = ?1 AND visitor_id = ?3",
+        )
+        .bind(&ids)?,
+    );
+    let gone = [site.into(), from.into()];
+    statements.push(db.prepare("DELETE FROM visitors WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
+    db.batch(statements).await?;
+    Ok(())
 }
 
 pub async fn export(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
     call(env, site, visitor, Method::Get, "/export", None).await
 }
 
-pub async fn erase(env: &Env, site: &str, visitor: &str) -> ApiResult<Value> {
-    call(env, site, visitor, Method::Delete, "/", None).await
+/// Erases the visitor's object and every object merged into it (their
+/// forwards name it). Answers how many objects were erased.
+pub async fn erase(env: &Env, site: &str, visitor: &str) -> ApiResult<usize> {
+    let mut todo = vec![visitor.to_owned()];
+    let mut done: Vec<String> = Vec::new();
+    while let Some(v) = todo.pop() {
+        if done.contains(&v) {
+            continue;
+        }
+        let reply = call(env, site, &v, Method::Delete, "/", None).await?;
+        for m in reply.get("merged_from").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            todo.push(m.to_owned());
+        }
+        done.push(v);
+    }
+    Ok(done.len())
 }
 
 // ---- The object ------------------------------------------------------------
@@ -157,6 +278,11 @@ struct WithdrawRequest {
 }
 
 #[derive(Deserialize)]
+struct HandoverRequest {
+    into: String,
+}
+
+#[derive(Deserialize)]
 struct ImportRequest {
     site: String,
     visitor: String,
@@ -165,6 +291,12 @@ struct ImportRequest {
     ledger: Vec<HandedLedgerRow>,
     journey: Vec<HandedJourneyRow>,
     withdrawals: Vec<WithdrawalRow>,
+    /// When the handing object's last journey closed (see `closed_at`).
+    #[serde(default)]
+    closed_at: Option<i64>,
+    /// The handing visitor: kept (`merged_from`) so erasing this visitor
+    /// erases its forward too.
+    from: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -247,7 +379,11 @@ impl DurableObject for Visitor {
                 Err(e) => Err(ApiError::bad_request("invalid_withdraw", e.to_string())),
             },
             (Method::Get, "/export") => self.export(),
-            (Method::Get, "/handover") => self.handover(),
+            (Method::Post, "/handover") => match req.json::<HandoverRequest>().await {
+                Ok(body) => self.handover(&body.into),
+                Err(e) => Err(ApiError::bad_request("invalid_handover", e.to_string())),
+            },
+            (Method::Post, "/retire") => self.retire().await,
             (Method::Post, "/import") => match req.json::<ImportRequest>().await {
                 Ok(body) => self.import(body).await,
                 Err(e) => Err(ApiError::bad_request("invalid_import", e.to_string())),
@@ -316,6 +452,31 @@ impl Visitor {
         Ok(())
     }
 
+    /// Where this visitor was merged into, if it was: it then takes no
+    /// requests of its own.
+    fn forward(&self) -> ApiResult<Option<String>> {
+        self.meta("merged_into")
+    }
+
+    fn moved(&self) -> ApiResult<Option<Value>> {
+        Ok(self.forward()?.map(|to| json!({"moved_to": to})))
+    }
+
+    /// The timestamp of the latest touch of the last journey that closed (by
+    /// its conversion, or expired). A touch at or before it belongs to a path
+    /// already counted, so it never opens the next one — a late offline
+    /// event, or another device's touch brought in by a merge.
+    fn closed_at(&self) -> ApiResult<Option<i64>> {
+        Ok(self.meta("journey_closed_at")?.and_then(|v| v.parse().ok()))
+    }
+
+    fn close_journey_at(&self, ts: i64) -> ApiResult<()> {
+        if self.closed_at()?.is_none_or(|c| c < ts) {
+            self.set_meta("journey_closed_at", &ts.to_string())?;
+        }
+        Ok(())
+    }
+
     /// When the open journey expires, if there is one.
     fn journey_expiry(&self) -> ApiResult<Option<i64>> {
         if self.count("journey")? == 0 {
@@ -352,6 +513,9 @@ impl Visitor {
             let touches: Vec<TouchRow> =
                 self.sql().exec("SELECT channel, ts FROM journey ORDER BY ts, message_id", None)?.to_array()?;
             self.sql().exec("DELETE FROM journey", None)?;
+            if let Some(last) = touches.iter().map(|t| t.ts as i64).max() {
+                self.close_journey_at(last)?;
+            }
             let path = touches.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>().join(conversions::PATH_SEPARATOR);
             conversions::store_null(&self.env, &site, &path).await?;
         }
@@ -391,6 +555,9 @@ impl Visitor {
 
     async fn apply(&self, body: ApplyRequest) -> ApiResult<Value> {
         self.ensure_schema()?;
+        if let Some(moved) = self.moved()? {
+            return Ok(moved);
+        }
         let sql = self.sql();
         let now = now_ts()?;
         let rules = Rules::from_json_value(&body.rules)
@@ -469,6 +636,7 @@ impl Visitor {
                 pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at));
                 // The journey closes with its conversion.
                 sql.exec("DELETE FROM journey", None)?;
+                self.close_journey_at(event.timestamp.millis())?;
             }
         }
         let (score, snapshot) = self.with_scorer(&rules, now, |s| (s.score(now), s.snapshot()))?;
@@ -514,6 +682,9 @@ impl Visitor {
             return Ok(());
         }
         let Some(channel) = event.channel.as_ref().map(|c| c.name().to_owned()) else { return Ok(()) };
+        if self.closed_at()?.is_some_and(|c| event.timestamp.millis() <= c) {
+            return Ok(());
+        }
         let sql = self.sql();
         let last: Vec<TouchRow> =
             sql.exec("SELECT channel, ts FROM journey ORDER BY ts DESC, message_id DESC LIMIT 1", None)?.to_array()?;
@@ -670,6 +841,9 @@ impl Visitor {
 
     fn score(&self, rules: &Value) -> ApiResult<Value> {
         self.ensure_schema()?;
+        if let Some(moved) = self.moved()? {
+            return Ok(moved);
+        }
         let rules =
             Rules::from_json_value(rules).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
         let now = now_ts()?;
@@ -697,7 +871,8 @@ impl Visitor {
         let journey: Vec<Value> =
             sql.exec("SELECT message_id, ts, channel FROM journey ORDER BY ts", None)?.to_array()?;
         let withdrawals: Vec<Value> = sql.exec("SELECT at, consent FROM withdrawals ORDER BY at", None)?.to_array()?;
-        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
+        let merged_into = self.forward()?;
+        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals, "merged_into": merged_into}))
     }
 
     /// After the ledger changed other than by new events (a withdrawal, a
@@ -731,9 +906,16 @@ impl Visitor {
         Ok((score, events))
     }
 
-    /// Everything another object needs to take this visitor over (raw rows).
-    fn handover(&self) -> ApiResult<Value> {
+    /// Everything `into`'s object needs to take this visitor over (raw rows),
+    /// and from now on a forward to it, set with no await in between: a
+    /// request arriving after the rows were read is forwarded, never left
+    /// behind. Until `/retire` the forward may be re-pointed (`into` was
+    /// itself merged away); after it, the answer is only where it went.
+    fn handover(&self, into: &str) -> ApiResult<Value> {
         self.ensure_schema()?;
+        if self.meta("retired")?.is_some() {
+            return Ok(json!({"retired": true, "merged_into": self.forward()?}));
+        }
         let sql = self.sql();
         let ledger: Vec<HandedLedgerRow> =
             sql.exec("SELECT message_id, ts, received_at, channel, payload FROM ledger", None)?.to_array()?;
@@ -741,7 +923,26 @@ impl Visitor {
             sql.exec("SELECT message_id, ts, channel FROM journey", None)?.to_array()?;
         let withdrawals: Vec<WithdrawalRow> =
             sql.exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
-        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals}))
+        let closed_at = self.closed_at()?;
+        self.set_meta("merged_into", into)?;
+        Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals, "closed_at": closed_at}))
+    }
+
+    /// After `into` took the rows over: they go, the forward stays. Pending
+    /// webhook deliveries stay too, and their alarm.
+    async fn retire(&self) -> ApiResult<Value> {
+        self.ensure_schema()?;
+        if self.forward()?.is_none() {
+            return Err(ApiError::new(409, "not_handed_over", "retire comes after a hand-over"));
+        }
+        let sql = self.sql();
+        for table in ["ledger", "journey", "withdrawals", "sessions"] {
+            sql.exec(&format!("DELETE FROM {table}"), None)?;
+        }
+        self.set_meta("retired", "1")?;
+        *self.scorer.borrow_mut() = None;
+        self.schedule().await?;
+        Ok(json!({"retired": true}))
     }
 
     /// Takes over another visitor's rows (same person, another device): its
@@ -750,6 +951,9 @@ impl Visitor {
     /// attributed stay as they were.
     async fn import(&self, body: ImportRequest) -> ApiResult<Value> {
         self.ensure_schema()?;
+        if let Some(moved) = self.moved()? {
+            return Ok(moved);
+        }
         let now = now_ts()?;
         let rules = Rules::from_json_value(&body.rules)
             .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
@@ -802,6 +1006,19 @@ impl Visitor {
                 sql.exec(statement, row)?;
             }
         }
+        let mut from: Vec<String> =
+            self.meta("merged_from")?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        if !from.contains(&body.from) {
+            from.push(body.from.clone());
+            self.set_meta("merged_from", &serde_json::to_string(&from)?)?;
+        }
+        // Touches of a path either device already closed count for neither.
+        if let Some(c) = body.closed_at {
+            self.close_journey_at(c)?;
+        }
+        if let Some(c) = self.closed_at()? {
+            sql.exec("DELETE FROM journey WHERE ts <= ?", vec![SqlStorageValue::from(c)])?;
+        }
         if !body.journey.is_empty() {
             self.set_meta("journey_expires_at", &(now.millis().saturating_add(body.journey_timeout_ms)).to_string())?;
         }
@@ -828,6 +1045,9 @@ impl Visitor {
     /// journey without analytics, re-scores and updates the visitor's row.
     async fn withdraw(&self, body: WithdrawRequest) -> ApiResult<Value> {
         self.ensure_schema()?;
+        if let Some(moved) = self.moved()? {
+            return Ok(moved);
+        }
         let now = now_ts()?;
         let rules = Rules::from_json_value(&body.rules)
             .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
@@ -896,10 +1116,12 @@ impl Visitor {
 
     async fn erase(&self) -> ApiResult<Value> {
         let had = self.ensure_schema().and_then(|()| self.count("ledger")).unwrap_or(0);
+        let merged_from: Vec<String> =
+            self.meta("merged_from").ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
         *self.scorer.borrow_mut() = None;
-        Ok(json!({"erased_events": had}))
+        Ok(json!({"erased_events": had, "merged_from": merged_from}))
     }
 }
 
