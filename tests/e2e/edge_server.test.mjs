@@ -280,3 +280,36 @@ test('attribution: a touch from before a closed journey never opens the next one
     { path: 'Direct', value_minor: 8000 },
   ]);
 });
+
+test('cross-device: an identify whose e-mail is linked to another visitor joins it — a known device merges, a new one goes straight there; a site can turn it off', async () => {
+  const run = async (extra) => {
+    const site = await createSite(extra);
+    const [phone, laptop, tablet] = [randomUUID(), randomUUID(), randomUUID()];
+    const page = (anon, path, minutes) => ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` } } });
+    const identify = (anon, email, minutes) => ev({ type: 'identify', anonymousId: anon, timestamp: at(minutes), traits: { email } });
+    const send = async (batch) => {
+      const res = await browser(site.id, batch);
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return body;
+    };
+    await send([page(phone, '/blog/succession', 50), identify(phone, 'Jane.Doe@Example.com', 49)]);
+    await send([page(laptop, '/pricing', 40)]);
+    // The contact form on the laptop: the same address, written differently.
+    await send([identify(laptop, '  jane.doe@example.com ', 30)]);
+    // A tablet never seen before, whose first batch carries the same address.
+    await send([page(tablet, '/contact', 20), identify(tablet, 'jane.doe@example.com', 19)]);
+    return { site, phone, rows: d1(`SELECT visitor_id, events FROM visitors WHERE site_id = ${q(site.id)} ORDER BY visitor_id`) };
+  };
+  const on = await run({});
+  assert.deepEqual(on.rows, [{ visitor_id: on.phone, events: 6 }]);
+  assert.deepEqual(d1(`SELECT DISTINCT visitor_id FROM events WHERE site_id = ${q(on.site.id)}`), [{ visitor_id: on.phone }]);
+  const [v] = d1(`SELECT drivers FROM visitors WHERE site_id = ${q(on.site.id)}`);
+  assert.ok(JSON.parse(v.drivers).some((d) => d.action === 'web.pricing_view'), 'the laptop pricing visit scores for the joined visitor');
+  // No address is stored, only its hash (one link for the three devices).
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(on.site.id)} AND payload LIKE '%example.com%'`)[0].n, 0);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM identities WHERE site_id = ${q(on.site.id)} AND kind = 'email_sha256'`)[0].n, 1);
+
+  const off = await run({ attribution: { merge_on_email: false } });
+  assert.equal(off.rows.length, 3, JSON.stringify(off.rows));
+});

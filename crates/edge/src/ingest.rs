@@ -331,6 +331,23 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
     ids.sort_unstable();
     ids.dedup();
     let mut found = Map::new();
+    let hashes: Vec<&str> = events.iter().filter_map(email_hash).collect();
+    if !hashes.is_empty() {
+        let rows: Vec<Value> = db
+            .prepare(
+                "SELECT value, visitor_id FROM identities WHERE site_id = ?1 AND kind = 'email_sha256' \
+                 AND value IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(&[site.into(), serde_json::to_string(&hashes)?.into()])?
+            .all()
+            .await?
+            .results()?;
+        for row in rows {
+            if let (Some(Value::String(h)), Some(v)) = (row.get("value"), row.get("visitor_id")) {
+                found.insert(email_key(h), v.clone());
+            }
+        }
+    }
     if ids.is_empty() {
         return Ok(found);
     }
@@ -353,35 +370,71 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
 
 /// Cross-device stitching: an event whose anonymousId already belongs to one
 /// visitor and whose userId to another is one person on a second device (an
-/// `alias` whose previousId and userId belong to two visitors, likewise).
+/// `alias` whose previousId and userId belong to two visitors, likewise; an
+/// `identify` whose e-mail is linked to another visitor, unless the site
+/// turned `attribution.merge_on_email` off).
 /// The anonymous visitor is merged into the user's (`visitor::merge`: ledger,
 /// open journey and withdrawals move, the score is rebuilt over both, every
 /// D1 row keyed by it follows, and its object forwards from then on).
 /// Repeating a merge is harmless, so a retried batch completes one that
 /// failed half-way.
 async fn merge_devices(env: &Env, site: &Site, events: &[Event], known: &mut Map<String, Value>) -> ApiResult<()> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    let id = |known: &Map<String, Value>, k: &str| known.get(k).and_then(Value::as_str).map(str::to_owned);
     for e in events {
         // `alias` says the same of its previousId and userId.
         let earlier = if e.kind == EventType::Alias { &e.previous_id } else { &e.anonymous_id };
-        let (Some(a), Some(u)) = (earlier, &e.user_id) else { continue };
-        let (Some(from), Some(into)) = (known.get(a).and_then(Value::as_str), known.get(u).and_then(Value::as_str))
-        else {
+        if let (Some(a), Some(u)) = (earlier, &e.user_id)
+            && let (Some(from), Some(into)) = (id(known, a), id(known, u))
+            && from != into
+        {
+            join(env, site, known, &from, &into).await?;
+        }
+        // The same e-mail as a known visitor's: that visitor.
+        let merge_on_email = site.config.attribution.merge_on_email;
+        let Some(into) = email_hash(e).filter(|_| merge_on_email).and_then(|h| id(known, &email_key(h))) else {
             continue;
         };
-        if from != into && !pairs.iter().any(|(f, _)| f == from) {
-            pairs.push((from.to_owned(), into.to_owned()));
-        }
-    }
-    for (from, into) in pairs {
-        let holder = visitor::merge(env, site, &from, &into).await?;
-        for v in known.values_mut() {
-            if v.as_str().is_some_and(|id| id == from || id == into) {
-                *v = Value::String(holder.clone());
+        match visitor_of(e, known) {
+            Some(v) if v != into && known.values().any(|k| k.as_str() == Some(v.as_str())) => {
+                join(env, site, known, &v, &into).await?;
             }
+            // A device seen for the first time: its ids go straight there.
+            Some(v) if v != into => {
+                for i in [&e.anonymous_id, &e.user_id].into_iter().flatten() {
+                    known.insert(i.clone(), Value::String(into.clone()));
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Merges visitor `from` into `into` and points every id this batch knew as
+/// either at the visitor that holds both now.
+async fn join(env: &Env, site: &Site, known: &mut Map<String, Value>, from: &str, into: &str) -> ApiResult<()> {
+    let holder = visitor::merge(env, site, from, into).await?;
+    for v in known.values_mut() {
+        if v.as_str().is_some_and(|id| id == from || id == into) {
+            *v = Value::String(holder.clone());
+        }
+    }
+    Ok(())
+}
+
+/// An identify's e-mail link: its `email_sha256` trait (already checked to
+/// be 64 hex digits by `pseudonymise_email`).
+fn email_hash(e: &Event) -> Option<&str> {
+    if e.kind != EventType::Identify {
+        return None;
+    }
+    e.traits.get(EMAIL_HASH_TRAIT).and_then(Value::as_str)
+}
+
+/// E-mail links share the resolved-id map under their own prefix, so no
+/// anonymousId or userId can pass for one.
+fn email_key(hash: &str) -> String {
+    ["email_sha256:", hash].concat()
 }
 
 /// The visitor an event belongs to: a linked identity first, then its

@@ -71,11 +71,16 @@ pub struct AttributionConfig {
     /// A journey with no touch and no conversion for this long is closed as
     /// a non-converting path (`nulls` of the Markov and Shapley inputs).
     pub journey_timeout_hours: f64,
+    /// An `identify` whose e-mail (as its SHA-256) is already linked to
+    /// another visitor joins that visitor: the same person on another device,
+    /// for sites whose visitors leave an e-mail but never log in. Off for a
+    /// site where people share addresses (a family's, an office's).
+    pub merge_on_email: bool,
 }
 
 impl Default for AttributionConfig {
     fn default() -> Self {
-        AttributionConfig { journey_timeout_hours: 720.0 }
+        AttributionConfig { journey_timeout_hours: 720.0, merge_on_email: true }
     }
 }
 
