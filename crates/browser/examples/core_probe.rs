@@ -9,14 +9,22 @@
 //!
 //! Never shipped and never loaded by a page: a measuring instrument only.
 
-use js_sys::{Array, Object, Reflect};
 use microfunnel_core::consent::{self, ConsentMode, ConsentSignals, ExplicitChoice, MinimisePolicy, TcfSignal};
 use microfunnel_core::event::MessageId;
 use microfunnel_core::scoring::{Rules, Scorer};
 use microfunnel_core::{Event, Limits, Timestamp};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
+
+// The module's own `JsValue` ⇄ `Value` walk, compiled in from its source
+// (linking the module would bring its `cmd` export along).
+#[path = "../src/conv.rs"]
+#[allow(dead_code)]
+mod conv;
+#[path = "../src/js.rs"]
+#[allow(dead_code)]
+mod js;
 
 thread_local!(static SCORER: RefCell<Scorer> = RefCell::new(Scorer::new(Rules::default_rules())));
 
@@ -24,7 +32,7 @@ thread_local!(static SCORER: RefCell<Scorer> = RefCell::new(Scorer::new(Rules::d
 /// the minimised wire event; 2: the explanation.
 #[wasm_bindgen]
 pub fn probe(op: u32, arg: JsValue) -> JsValue {
-    let v = walk(&arg, 0);
+    let v = conv::to_value(&arg);
     let Some(now) = Timestamp::from_millis(js_sys::Date::now() as i64) else { return JsValue::NULL };
     match op {
         0 => {
@@ -35,7 +43,12 @@ pub fn probe(op: u32, arg: JsValue) -> JsValue {
         }
         1 => {
             let s = &v["signals"];
-            let explicit = s["calls"].as_array().into_iter().flatten().filter_map(ExplicitChoice::parse).last();
+            let explicit = s["calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(ExplicitChoice::parse)
+                .fold(None, |acc: Option<ExplicitChoice>, c| Some(acc.unwrap_or_default().then(c)));
             let consent = consent::resolve(&ConsentSignals {
                 explicit,
                 consent_mode: ConsentMode::from_json(&s["gcm"]),
@@ -58,58 +71,8 @@ pub fn probe(op: u32, arg: JsValue) -> JsValue {
             let out = consent::minimise_with(event, &consent, &MinimisePolicy::default());
             let wire = out.event.map_or(Value::Null, |e| e.to_json());
             let tier = change.map_or(Value::Null, |c| Value::String(c.to));
-            to_js(&Value::Array(vec![wire, tier]))
+            conv::to_js(&Value::Array(vec![wire, tier]))
         }
-        _ => SCORER.with(|s| to_js(&s.borrow().score(now).to_json())),
-    }
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// The module's own walk (`conv.rs`), repeated here: the probe must not link
-/// the module, whose `cmd` export would come with it.
-fn walk(v: &JsValue, depth: usize) -> Value {
-    if let Some(b) = v.as_bool() {
-        return Value::Bool(b);
-    }
-    if let Some(n) = v.as_f64() {
-        if n.fract() == 0.0 && n.abs() < 9.0e15 {
-            return Value::Number(Number::from(n as i64));
-        }
-        return Number::from_f64(n).map_or(Value::Null, Value::Number);
-    }
-    if let Some(s) = v.as_string() {
-        return Value::String(s);
-    }
-    if depth >= 8 || v.is_function() {
-        return Value::Null;
-    }
-    if let Some(a) = v.dyn_ref::<Array>() {
-        return Value::Array(a.iter().map(|x| walk(&x, depth + 1)).collect());
-    }
-    let Some(o) = v.dyn_ref::<Object>() else { return Value::Null };
-    let mut m = Map::new();
-    for k in Object::keys(o).iter().filter_map(|k| k.as_string()) {
-        m.insert(k.clone(), walk(&get(v, &k), depth + 1));
-    }
-    Value::Object(m)
-}
-
-fn to_js(v: &Value) -> JsValue {
-    match v {
-        Value::Null => JsValue::NULL,
-        Value::Bool(b) => JsValue::from_bool(*b),
-        Value::Number(n) => JsValue::from_f64(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => JsValue::from_str(s),
-        Value::Array(a) => a.iter().map(to_js).collect::<Array>().into(),
-        Value::Object(m) => {
-            let o = Object::new();
-            for (k, x) in m {
-                let _ = Reflect::set(&o, &JsValue::from_str(k), &to_js(x));
-            }
-            o.into()
-        }
+        _ => SCORER.with(|s| conv::to_js(&s.borrow().score(now).to_json())),
     }
 }

@@ -330,39 +330,27 @@ async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event])
     }
     ids.sort_unstable();
     ids.dedup();
-    let mut found = Map::new();
     let hashes: Vec<&str> = events.iter().filter_map(email_hash).collect();
-    if !hashes.is_empty() {
-        let rows: Vec<Value> = db
-            .prepare(
-                "SELECT value, visitor_id FROM identities WHERE site_id = ?1 AND kind = 'email_sha256' \
-                 AND value IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(&[site.into(), serde_json::to_string(&hashes)?.into()])?
-            .all()
-            .await?
-            .results()?;
-        for row in rows {
-            if let (Some(Value::String(h)), Some(v)) = (row.get("value"), row.get("visitor_id")) {
-                found.insert(email_key(h), v.clone());
-            }
-        }
-    }
-    if ids.is_empty() {
+    let mut found = Map::new();
+    if ids.is_empty() && hashes.is_empty() {
         return Ok(found);
     }
     let rows: Vec<Value> = db
         .prepare(
-            "SELECT value, visitor_id FROM identities WHERE site_id = ?1 AND kind IN ('user', 'anonymous') \
-             AND value IN (SELECT value FROM json_each(?2))",
+            "SELECT kind, value, visitor_id FROM identities WHERE site_id = ?1 AND \
+             ((kind IN ('user', 'anonymous') AND value IN (SELECT value FROM json_each(?2))) \
+             OR (kind = 'email_sha256' AND value IN (SELECT value FROM json_each(?3))))",
         )
-        .bind(&[site.into(), serde_json::to_string(&ids)?.into()])?
+        .bind(&[site.into(), serde_json::to_string(&ids)?.into(), serde_json::to_string(&hashes)?.into()])?
         .all()
         .await?
         .results()?;
     for row in rows {
-        if let (Some(Value::String(k)), Some(v)) = (row.get("value"), row.get("visitor_id")) {
-            found.insert(k.clone(), v.clone());
+        if let (Some(Value::String(kind)), Some(Value::String(k)), Some(v)) =
+            (row.get("kind"), row.get("value"), row.get("visitor_id"))
+        {
+            let key = if kind == "email_sha256" { email_key(k) } else { k.clone() };
+            found.insert(key, v.clone());
         }
     }
     Ok(found)
