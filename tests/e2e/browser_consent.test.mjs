@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { createHash, randomUUID } from 'node:crypto';
 import { d1, q, launchChromium, until } from './lib.mjs';
 
 const base = process.env.MF_BASE_URL;
@@ -583,5 +584,45 @@ test('a withdrawal made offline reaches the collector once the browser is back o
   await page.waitForTimeout(1000);
   assert.deepEqual(answered, [200]);
   assert.equal(await page.evaluate(() => localStorage.getItem('mf_demo_l')), null, 'never on the device');
+  await context.close();
+});
+
+test('identify: the e-mail leaves the device, and is queued on it, only as its hash; the user id rides on later events; the edge links both', async () => {
+  const { context, page, batches } = await open();
+  const bodies = [];
+  page.on('request', (r) => {
+    const b = r.postData();
+    if (b) bodies.push(b);
+  });
+  const tag = randomUUID().slice(0, 8);
+  const user = `client-${tag}`;
+  const hash = createHash('sha256').update(`jane.${tag}@example.com`).digest('hex');
+  await page.goto(`${base}/demo/`);
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: true }));
+  await page.waitForFunction(() => mf('_state')?.active === true);
+  await page.evaluate(([user, tag]) => {
+    mf('identify', user, { email: `  Jane.${tag.toUpperCase()}@Example.COM `, plan: 'conseil' });
+    mf('track', 'Newsletter Signup', { list: 'droit-famille' });
+  }, [user, tag]);
+  // On the device, once the queue is written: the hash, never the address.
+  await until(() => page.evaluate(() => (localStorage.getItem('mf_demo_q') ?? '').includes('email_sha256')));
+  const device = await page.evaluate(() => Object.values(localStorage).join('\n') + Object.values(sessionStorage).join('\n'));
+  assert.ok(device.includes(hash));
+  assert.doesNotMatch(device, /example\.com/i);
+
+  await until(() => events(batches).some((e) => e.type === 'identify'));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0);
+  const evs = events(batches);
+  const identify = evs.find((e) => e.type === 'identify');
+  assert.equal(identify.userId, user);
+  assert.deepEqual(identify.traits, { email_sha256: hash, plan: 'conseil' });
+  assert.equal(evs.find((e) => e.event === 'Newsletter Signup').userId, user, 'later events carry the user id');
+  assert.ok(bodies.length > 0);
+  for (const b of bodies) assert.doesNotMatch(b, /example\.com/i, 'no request carries the address');
+
+  // The collector linked the user id and the hash to the same visitor.
+  const links = d1(`SELECT kind, value FROM identities WHERE site_id = 'demo' AND visitor_id =
+    (SELECT visitor_id FROM identities WHERE site_id = 'demo' AND kind = 'user' AND value = ${q(user)})`);
+  assert.ok(links.some((l) => l.kind === 'email_sha256' && l.value === hash), JSON.stringify(links));
   await context.close();
 });

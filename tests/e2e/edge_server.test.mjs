@@ -339,3 +339,18 @@ test('a rule change re-scores the visitor at its next event, and back again (the
   await send([page('/blog/pension', 20)]);
   assert.deepEqual(row(), { rules_version: before.rules_version, score_milli: 21000 });
 });
+
+test('e-mail stitching: a blank or placeholder address is no key — two visitors who leave one stay two', async () => {
+  const site = await createSite();
+  for (const email of ['   ', 'n/a', '   ', 'none']) {
+    const anon = randomUUID();
+    const res = await server(site.id, [
+      ev({ type: 'identify', anonymousId: anon, userId: `crm-${anon.slice(0, 6)}`, traits: { email, company: 'Cabinet' } }),
+    ], bearer(site.server_key));
+    assert.equal(res.status, 200, await res.text());
+  }
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM visitors WHERE site_id = ${q(site.id)}`)[0].n, 4);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM identities WHERE site_id = ${q(site.id)} AND kind = 'email_sha256'`)[0].n, 0);
+  const traits = d1(`SELECT payload FROM events WHERE site_id = ${q(site.id)}`).map((r) => JSON.parse(r.payload).traits);
+  assert.ok(traits.every((t) => t.email === undefined && t.email_sha256 === undefined && t.company === 'Cabinet'), JSON.stringify(traits));
+});

@@ -1,8 +1,8 @@
 //! Size probe (`cargo xtask size --probe`): the share of the browser module
 //! that is the core's, measured apart. It makes exactly the core calls the
-//! module makes — consent resolution from raw signals, event validation,
-//! minimisation and wire JSON, the default and compact rules, the scorer and
-//! its explanation — with the same `JsValue` ⇄ `serde_json::Value` walk, and
+//! module makes — consent resolution from raw signals, the e-mail key,
+//! event validation, minimisation and wire JSON, the default and compact
+//! rules, the scorer and its explanation — with the same `JsValue` ⇄ `serde_json::Value` walk, and
 //! none of the module's DOM, storage or transport work. Built like the
 //! module (nightly build-std, immediate-abort, wasm-opt -Oz), its gzip size
 //! is the floor any module running this core can reach.
@@ -64,6 +64,9 @@ pub fn probe(op: u32, arg: JsValue) -> JsValue {
             }
             if let Some(m) = raw.as_object_mut() {
                 m.insert("messageId".into(), Value::String(MessageId::from_random_bytes(bytes).to_text()));
+                if let Some(t) = m.get_mut("traits").and_then(Value::as_object_mut) {
+                    microfunnel_core::identity::pseudonymise(t);
+                }
             }
             let Ok(mut event) = Event::parse(&raw, &Limits::DEFAULT, now) else { return JsValue::NULL };
             event.consent = Some(consent.stamp());

@@ -47,7 +47,12 @@ pub fn cmd(args: JsValue) -> JsValue {
         }
         "identify" => {
             let user = a1.as_string();
-            let traits = capture::user_props(&a2);
+            let mut traits = capture::user_props(&a2);
+            // An e-mail leaves the device, and is queued on it, only as its
+            // hash (the key stitching and erasure use), never as the address.
+            if let Some(t) = traits.as_object_mut() {
+                microfunnel_core::identity::pseudonymise(t);
+            }
             capture::run(|a, fx| {
                 if a.consent.allows(Purpose::Analytics) {
                     a.user = user.filter(|u| !u.trim().is_empty()).or(a.user.take());

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod consent;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod scoring;
 mod text;
 pub mod timestamp;

@@ -69,6 +69,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("event") => crate::event::vector_case(suite, input),
         Some("channel") => crate::channel::vector_case(suite, input),
         Some("url") => crate::url::vector_case(suite, input),
+        Some("identity") => crate::identity::vector_case(suite, input),
         Some("scoring") => crate::scoring::vector_case(suite, input),
         Some("attribution") => crate::attribution::vector_case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),

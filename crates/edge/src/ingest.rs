@@ -15,6 +15,7 @@ use crate::ratelimit;
 use crate::sites::{Site, js_num, now_ms};
 use crate::visitor;
 use microfunnel_core::consent::{Consent, minimise_with};
+use microfunnel_core::identity::EMAIL_HASH_TRAIT;
 use microfunnel_core::{Event, EventType, Limits, Timestamp};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -214,7 +215,9 @@ async fn ingest_resolved(
                 if !minimised.stripped.is_empty() {
                     out.stripped += 1;
                 }
-                pseudonymise_email(&mut e);
+                // Stitching and erasure by e-mail need only its hash; the address is
+                // never stored (the browser module already sends only the hash).
+                microfunnel_core::identity::pseudonymise(&mut e.traits);
                 ready.push(e);
             }
         }
@@ -301,26 +304,8 @@ pub fn kind_name(k: EventType) -> &'static str {
     }
 }
 
-/// Known `userId` / `previousId` → visitor links for the ids of these events.
-/// The trait an e-mail is stored as: its SHA-256, never the address.
-const EMAIL_HASH_TRAIT: &str = "email_sha256";
-
-/// An `email` trait is replaced by the SHA-256 of its trimmed, lower-cased
-/// form before anything is stored: stitching and erasure by e-mail
-/// (`email:<address>`) need only the hash, and an address kept in raw events
-/// would be personal data held for nothing. A client-sent `email_sha256`
-/// that is not 64 hex digits is dropped rather than trusted as a link key.
-fn pseudonymise_email(e: &mut Event) {
-    if let Some(Value::String(email)) = e.traits.remove("email") {
-        let hash = crate::auth::sha256_hex(email.trim().to_lowercase().as_bytes());
-        e.traits.insert(EMAIL_HASH_TRAIT.into(), Value::String(hash));
-    }
-    let valid = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if e.traits.get(EMAIL_HASH_TRAIT).is_some_and(|v| !v.as_str().is_some_and(valid)) {
-        e.traits.remove(EMAIL_HASH_TRAIT);
-    }
-}
-
+/// Known `userId` / `previousId` / `anonymousId` → visitor links for the ids
+/// of these events, and the visitors their identifies' e-mail hashes link to.
 async fn resolve_visitors(db: &worker::D1Database, site: &str, events: &[Event]) -> ApiResult<Map<String, Value>> {
     let mut ids: Vec<&str> = Vec::new();
     for e in events {
@@ -411,7 +396,7 @@ async fn join(env: &Env, site: &Site, known: &mut Map<String, Value>, from: &str
 }
 
 /// An identify's e-mail link: its `email_sha256` trait (already checked to
-/// be 64 hex digits by `pseudonymise_email`).
+/// be a valid key by `identity::pseudonymise`).
 fn email_hash(e: &Event) -> Option<&str> {
     if e.kind != EventType::Identify {
         return None;

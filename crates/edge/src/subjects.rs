@@ -6,7 +6,7 @@
 //! A subject id is an anonymousId, a userId, a visitor id, or `email:<address>`
 //! (matched by its SHA-256). It resolves to every visitor linked to it.
 
-use crate::auth::{require_admin, sha256_hex};
+use crate::auth::require_admin;
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::Site;
 use crate::visitor;
@@ -35,7 +35,9 @@ async fn resolve(req: &Request, env: &Env, raw_id: &str) -> ApiResult<Subject> {
         return Err(ApiError::bad_request("invalid_subject", "the subject id must be 1 to 320 bytes"));
     }
     let id = match raw_id.strip_prefix("email:") {
-        Some(email) => sha256_hex(email.trim().to_lowercase().as_bytes()),
+        // The same key the browser and ingest make (`identity::email_sha256`).
+        Some(email) => microfunnel_core::identity::email_sha256(email)
+            .ok_or_else(|| ApiError::bad_request("invalid_subject", "email: must be an address, local@domain"))?,
         None => raw_id.to_owned(),
     };
     let db = env.d1("DB")?;
