@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
-import { d1, q, launchChromium, until } from './lib.mjs';
+import { d1, q, launchChromium, until, goto } from './lib.mjs';
 
 const base = process.env.MF_BASE_URL;
 const origin = new URL(base).origin;
@@ -68,7 +68,7 @@ const landing = '/demo/?utm_source=google&utm_medium=cpc&utm_campaign=brand&gcli
 
 test('no consent: only the page and the loader are fetched, nothing sent, nothing stored', async () => {
   const { context, page, requests } = await open();
-  await page.goto(base + landing);
+  await goto(page, base + landing);
   await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
   await page.waitForTimeout(2500); // past the 2 s batch window and the 300 ms CTA fallback
   assert.deepEqual(paths(requests).sort(), ['GET /demo/', 'GET /demo/site.css', 'GET /demo/consent-bar.js', 'GET /mf.js'].sort());
@@ -119,7 +119,7 @@ const matrix = [
 for (const c of matrix) {
   test(`consent ${c.name}: exactly the expected requests, events and storage`, async () => {
     const { context, page, requests, batches } = await open({ gpc: c.gpc });
-    await page.goto(base + landing);
+    await goto(page, base + landing);
     await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
     await page.waitForTimeout(400);
     assert.equal(requests.some((r) => r.url.includes('/pkg/')), false, 'no module before the grant');
@@ -183,7 +183,7 @@ test('consent through Consent Mode v2 in dataLayer loads the module; denied stay
     window.gtag = function () { dataLayer.push(arguments); };
     gtag('consent', 'default', { analytics_storage: 'denied', ad_storage: 'denied' });
   });
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.waitForTimeout(500);
   assert.equal(requests.some((r) => r.url.includes('/pkg/')), false);
   await page.evaluate(() => gtag('consent', 'update', { analytics_storage: 'granted' }));
@@ -195,7 +195,7 @@ test('consent through Consent Mode v2 in dataLayer loads the module; denied stay
 
 test('SPA navigation: pushState and popstate send page views, replaceState to the same URL does not', async () => {
   const { context, page, batches } = await open();
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { analytics: true }));
   await until(() => batches.length > 0);
   await page.evaluate(() => {
@@ -247,7 +247,7 @@ async function consentedWithCollector() {
   const c = await collector();
   const { context, page } = await open({ local: true });
   await useCollector(context, c.api);
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { analytics: true }));
   await until(() => c.bodies.length > 0, 15000);
   return { c, context, page };
@@ -285,7 +285,7 @@ test('offline, then online: every event is delivered exactly once', async () => 
 
 test('the CTA switches from educational to action once the score crosses a tier', async () => {
   const { context, page } = await open();
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { personalization: true }));
   const edu = page.locator('main a.cta[data-mf-tier="cold"]');
   const act = page.locator('main a.cta[data-mf-tier~="warm"]');
@@ -293,7 +293,7 @@ test('the CTA switches from educational to action once the score crosses a tier'
   assert.equal(await edu.isVisible(), true);
   assert.equal(await act.isVisible(), false);
   // The site tells us its visitor's choice on every page (the demo's bar does it from its own record).
-  await page.goto(base + '/demo/tarifs/'); // web.pricing_view by the demo's rules (/demo/tarifs/**): 15 points
+  await goto(page, base + '/demo/tarifs/'); // web.pricing_view by the demo's rules (/demo/tarifs/**): 15 points
   await page.evaluate(() => mf('consent', { personalization: true }));
   await until(async () => (await page.evaluate(() => mf('_state')))?.tier === 'cold');
   const tier = page.evaluate(() => new Promise((r) => window.addEventListener('mf:tier', (e) => r(e.detail.tier))));
@@ -325,7 +325,7 @@ test('a script injection attempt in the CTA config renders as inert text', async
       }),
     }),
   );
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { personalization: true }));
   const cta = page.locator('main a[data-mf-cta="primary"]');
   await until(async () => (await cta.textContent()).startsWith('<img'));
@@ -353,7 +353,7 @@ const nothingStored = { cookies: [], local: [], session: [], idb: [] };
 test('built-in banner: shown before any choice, nothing else fetched or stored; keyboard "Accept all" loads the module, remembered on the next page', async () => {
   const { context, page, requests, batches } = await open();
   await useBanner(context);
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await banner(page).waitFor();
   await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
   await page.waitForTimeout(2500);
@@ -378,7 +378,7 @@ test('built-in banner: shown before any choice, nothing else fetched or stored; 
 
   // The next page applies the remembered grant without showing the banner.
   const sent = batches.length;
-  await page.goto(base + '/demo/tarifs/');
+  await goto(page, base + '/demo/tarifs/');
   await until(() => batches.length > sent);
   assert.equal(await banner(page).count(), 0);
   assert.deepEqual((await page.evaluate(() => mf('_state'))).consent, { analytics: true, personalization: true, marketing: true });
@@ -386,7 +386,7 @@ test('built-in banner: shown before any choice, nothing else fetched or stored; 
   // Withdrawal clears everything, the remembered choice included: the banner asks again.
   await page.evaluate(() => mf('consent', 'deny-all'));
   assert.deepEqual(await stored(context, page), nothingStored);
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await banner(page).waitFor();
   await context.close();
 });
@@ -394,7 +394,7 @@ test('built-in banner: shown before any choice, nothing else fetched or stored; 
 test('built-in banner: "Only necessary" (keyboard, and Escape) sends nothing and stores nothing', async () => {
   const { context, page, requests } = await open();
   await useBanner(context);
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await banner(page).waitFor();
   await page.evaluate(() => mf('track', 'Before Consent', { step: 1 }));
   await page.keyboard.press('Tab');
@@ -424,7 +424,7 @@ test('built-in banner: "Only necessary" (keyboard, and Escape) sends nothing and
 test('built-in banner: "Analytics only" grants analytics alone', async () => {
   const { context, page, batches } = await open();
   await useBanner(context);
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await banner(page).getByRole('button', { name: 'Analytics only' }).click();
   await until(() => batches.length > 0);
   for (const e of events(batches)) assert.deepEqual(e.consent, { analytics: true, personalization: false, marketing: false, policy: 1 });
@@ -435,7 +435,7 @@ test('built-in banner: "Analytics only" grants analytics alone', async () => {
 
 test('CTA impressions: "CTA Viewed" once per visible CTA per page view with analytics, never without', async () => {
   const { context, page, batches } = await open();
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { analytics: true }));
   await until(() => events(batches).some((e) => e.event === 'CTA Viewed'));
   // Out of view and back: still one impression on this page view.
@@ -464,7 +464,7 @@ test('CTA impressions: "CTA Viewed" once per visible CTA per page view with anal
 
   // Personalization alone: the CTAs switch, but no impression (nor anything else) leaves the page.
   const p = await open();
-  await p.page.goto(base + '/demo/');
+  await goto(p.page, base + '/demo/');
   await p.page.evaluate(() => mf('consent', { personalization: true }));
   await until(async () => (await p.page.evaluate(() => mf('_state')))?.tier === 'cold');
   await p.page.waitForTimeout(2500);
@@ -485,7 +485,7 @@ test('site config cached on the device: used before the network answers, revalid
     body.cta = { primary: { cold: { text: 'Guide (site config)' } } };
     await route.fulfill({ response: res, body: JSON.stringify(body) });
   });
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { personalization: true }));
   const cta = page.locator('main a[data-mf-cta="primary"]');
   await until(async () => (await cta.textContent()) === 'Guide (site config)');
@@ -498,7 +498,7 @@ test('site config cached on the device: used before the network answers, revalid
   // Next page: the config answers only after 3 s; the cached variant shows before that.
   delay = 3000;
   const answered = page.waitForResponse('**/v1/sites/demo/config');
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { personalization: true }));
   await until(async () => (await cta.textContent()) === 'Guide (site config)', 2500);
   assert.deepEqual(seen, [null, cached.e], 'revalidated with the cached ETag');
@@ -520,7 +520,7 @@ test('personalization granted later on the same page: the site config is fetched
     body.cta = { primary: { cold: { text: 'Guide (granted later)' } } };
     await route.fulfill({ response: res, body: JSON.stringify(body) });
   });
-  await page.goto(base + '/demo/');
+  await goto(page, base + '/demo/');
   await page.evaluate(() => mf('consent', { analytics: true }));
   await until(async () => (await page.evaluate(() => mf('_state')))?.active === true);
   await page.waitForTimeout(1000);
@@ -539,7 +539,7 @@ test('a withdrawal tells the collector (one beacon to /v1/consent): the lead los
   const { context, page, requests } = await open();
   const row = (anon) => d1(`SELECT events, score_milli, drivers FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
   const beacons = () => requests.filter((r) => r.method === 'POST' && r.url.endsWith('/v1/consent'));
-  await page.goto(base + '/demo/tarifs/');
+  await goto(page, base + '/demo/tarifs/');
   await page.evaluate(() => mf('consent', 'grant-all'));
   await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
   const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
@@ -563,7 +563,7 @@ test('a withdrawal made offline reaches the collector once the browser is back o
   const row = (anon) => d1(`SELECT score_milli FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
   const answered = [];
   page.on('response', (r) => r.url().endsWith('/v1/consent') && answered.push(r.status()));
-  await page.goto(base + '/demo/tarifs/');
+  await goto(page, base + '/demo/tarifs/');
   await page.evaluate(() => mf('consent', 'grant-all'));
   await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
   const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
@@ -597,7 +597,7 @@ test('identify: the e-mail leaves the device, and is queued on it, only as its h
   const tag = randomUUID().slice(0, 8);
   const user = `client-${tag}`;
   const hash = createHash('sha256').update(`jane.${tag}@example.com`).digest('hex');
-  await page.goto(`${base}/demo/`);
+  await goto(page, `${base}/demo/`);
   await page.evaluate(() => mf('consent', { analytics: true, personalization: true }));
   await page.waitForFunction(() => mf('_state')?.active === true);
   await page.evaluate(([user, tag]) => {

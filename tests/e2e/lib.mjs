@@ -87,3 +87,21 @@ export async function until(pred, ms = 6000) {
   }
   assert.fail('condition not reached in time');
 }
+
+/**
+ * `page.goto`, tried once more when the load event never comes. With request
+ * interception on (`route`), Chromium now and then leaves a subresource of a
+ * new document pending forever (microsoft/playwright#19678,
+ * playwright-python#2315); seen here on `/demo/site.css`, a static file
+ * wrangler serves without running any code of ours. A real hang of the page
+ * would hang the second attempt too.
+ */
+export async function goto(page, url) {
+  try {
+    return await page.goto(url, { timeout: 10_000 });
+  } catch (e) {
+    if (e?.name !== 'TimeoutError') throw e;
+    console.log(`# goto ${url}: no load event in 10 s, navigating again`);
+    return page.goto(url);
+  }
+}
