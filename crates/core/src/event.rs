@@ -77,15 +77,12 @@ impl MessageId {
 impl MessageId {
     /// The canonical lower-case hyphenated text (without `core::fmt`).
     pub fn to_text(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(36);
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
                 s.push('-');
             }
-            for nibble in [b >> 4, b & 0x0f] {
-                s.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
-            }
+            crate::text::push_hex(&mut s, &[*b]);
         }
         s
     }

@@ -24,11 +24,7 @@ pub fn email_sha256(email: &str) -> Option<String> {
     }
     let digest = Sha256::digest(crate::text::lowercase(email).as_bytes());
     let mut hex = String::with_capacity(64);
-    for b in digest {
-        for nibble in [b >> 4, b & 15] {
-            hex.push(char::from(if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 }));
-        }
-    }
+    crate::text::push_hex(&mut hex, &digest);
     Some(hex)
 }
 

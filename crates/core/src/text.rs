@@ -51,6 +51,15 @@ pub(crate) fn int(n: i64) -> String {
     s
 }
 
+/// Appends `bytes` as lower-case hex (without `core::fmt`).
+pub(crate) fn push_hex(s: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            s.push(char::from(if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 }));
+        }
+    }
+}
+
 /// `s` lower-cased for the Latin (ASCII, Latin-1, Latin Extended-A), Greek
 /// and Cyrillic capitals, the scripts of the EU's official languages; other
 /// characters are kept. `str::to_lowercase` would bring ~9 KB of Unicode

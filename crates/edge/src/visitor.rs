@@ -370,6 +370,12 @@ impl DurableObject for Visitor {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // The schema, once per request; a visitor merged into another takes
+        // no request of its own: it answers where it went (see `follow`).
+        let own = matches!(req.path().as_str(), "/apply" | "/score" | "/withdraw" | "/import");
+        if own && let Some(moved) = self.ensure_schema().and_then(|()| self.moved()).transpose() {
+            return crate::errors::reply(moved.and_then(|v| Ok(Response::from_json(&v)?)));
+        }
         let result = match (req.method(), req.path().as_str()) {
             (Method::Post, "/apply") => match req.json::<ApplyRequest>().await {
                 Ok(body) => self.apply(body).await,
@@ -469,6 +475,17 @@ impl Visitor {
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             vec![SqlStorageValue::from(key), SqlStorageValue::from(value)],
         )?;
+        Ok(())
+    }
+
+    /// Which site and visitor this object is (for its alarm), set once.
+    fn remember(&self, site: &str, visitor: &str) -> ApiResult<()> {
+        for (k, v) in [("site", site), ("visitor", visitor)] {
+            self.sql().exec(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                vec![SqlStorageValue::from(k), SqlStorageValue::from(v)],
+            )?;
+        }
         Ok(())
     }
 
@@ -574,19 +591,11 @@ impl Visitor {
     }
 
     async fn apply(&self, body: ApplyRequest) -> ApiResult<Value> {
-        self.ensure_schema()?;
-        if let Some(moved) = self.moved()? {
-            return Ok(moved);
-        }
+        // Schema ensured and forward checked by `fetch`.
         let sql = self.sql();
         let now = now_ts()?;
         let rules = self.rules(&body.rules)?;
-        for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
-            sql.exec(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
-                vec![SqlStorageValue::from(k), SqlStorageValue::from(v.as_str())],
-            )?;
-        }
+        self.remember(&body.site, &body.visitor)?;
         // The scorer must exist before new rows land, or a rebuild would
         // count them and the incremental step would count them again.
         self.with_scorer(&rules, now, |_| ())?;
@@ -859,10 +868,7 @@ impl Visitor {
     }
 
     fn score(&self, rules: &Value) -> ApiResult<Value> {
-        self.ensure_schema()?;
-        if let Some(moved) = self.moved()? {
-            return Ok(moved);
-        }
+        // Schema ensured and forward checked by `fetch`.
         let rules = self.rules(rules)?;
         let now = now_ts()?;
         let score = self.with_scorer(&rules, now, |s| s.score(now))?;
@@ -968,19 +974,11 @@ impl Visitor {
     /// journey, and the score is rebuilt over both. Conversions already
     /// attributed stay as they were.
     async fn import(&self, body: ImportRequest) -> ApiResult<Value> {
-        self.ensure_schema()?;
-        if let Some(moved) = self.moved()? {
-            return Ok(moved);
-        }
+        // Schema ensured and forward checked by `fetch`.
         let now = now_ts()?;
         let rules = self.rules(&body.rules)?;
         let sql = self.sql();
-        for (k, v) in [("site", &body.site), ("visitor", &body.visitor)] {
-            sql.exec(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
-                vec![SqlStorageValue::from(k), SqlStorageValue::from(v.as_str())],
-            )?;
-        }
+        self.remember(&body.site, &body.visitor)?;
         // Each row as its statement's parameters; `ON CONFLICT` makes a
         // repeated merge a no-op.
         let ledger = body.ledger.iter().map(|r| {
@@ -1061,10 +1059,7 @@ impl Visitor {
     /// Cuts the ledger down to a withdrawal (by the core), drops the open
     /// journey without analytics, re-scores and updates the visitor's row.
     async fn withdraw(&self, body: WithdrawRequest) -> ApiResult<Value> {
-        self.ensure_schema()?;
-        if let Some(moved) = self.moved()? {
-            return Ok(moved);
-        }
+        // Schema ensured and forward checked by `fetch`.
         let now = now_ts()?;
         let rules = self.rules(&body.rules)?;
         let stamp = ConsentStamp::parse(&body.consent).map_err(|e| ApiError::bad_request("invalid_withdraw", e))?;
