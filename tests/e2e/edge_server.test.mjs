@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite, signIdentity, emailKey } from './lib.mjs';
 
 const ORIGIN = 'https://firm.example';
 const createSite = (extra = {}) =>
@@ -115,17 +115,17 @@ test('a conversion is attributed at once under every heuristic model; credits su
   const res = await browser(site.id, [conv]);
   const body = await res.json();
   assert.equal(res.status, 200, JSON.stringify(body));
-  const c = body.visitors[0].conversions[0];
-  assert.equal(c.value_minor, 12050);
-  assert.equal(c.path, 'Paid Search > Organic Social > Direct');
+  assert.equal(body.visitors, undefined, 'the public endpoint names no conversion');
+  const [c] = d1(`SELECT value_minor, path, tta_ms, source FROM conversions WHERE site_id = ${q(site.id)}`);
+  assert.deepEqual({ ...c, tta_ms: undefined }, { value_minor: 12050, path: 'Paid Search > Organic Social > Direct', tta_ms: undefined, source: 'browser' });
   assert.ok(c.tta_ms >= 0);
+  const credit = (model) =>
+    Object.fromEntries(d1(`SELECT channel, credit_minor FROM credits WHERE site_id = ${q(site.id)} AND model = ${q(model)}`).map((r) => [r.channel, r.credit_minor]));
   for (const model of ['first', 'last', 'last-non-direct', 'linear', 'time-decay', 'position']) {
-    const credits = c.credits[model];
-    assert.ok(credits, `model ${model}: ${JSON.stringify(c.credits)}`);
-    assert.equal(Object.values(credits).reduce((a, b) => a + b, 0), 12050, model);
+    assert.equal(Object.values(credit(model)).reduce((a, b) => a + b, 0), 12050, model);
   }
-  assert.equal(c.credits.first['Paid Search'], 12050);
-  assert.equal(c.credits['last-non-direct']['Organic Social'], 12050);
+  assert.equal(credit('first')['Paid Search'], 12050);
+  assert.equal(credit('last-non-direct')['Organic Social'], 12050);
   const rows = d1(`SELECT model, SUM(credit_minor) AS total FROM credits WHERE site_id = ${q(site.id)} GROUP BY model`);
   assert.equal(rows.length, 6);
   assert.ok(rows.every((r) => r.total === 12050));
@@ -148,17 +148,18 @@ test('cross-device: a second device that identifies as a known user joins that v
     assert.equal(res.status, 200, JSON.stringify(body));
     return body;
   };
-  // The laptop: pricing (15 points), then identified as user-7.
-  await ok(await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-7', timestamp: at(59) })]));
+  // The laptop: pricing (15 points), then identified as user-7 (signed by the site's backend).
+  const signed = { identitySignature: signIdentity(site.identity_secret, 'user-7') };
+  await ok(await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-7', timestamp: at(59), ...signed })]));
   // The phone, still anonymous, arrives from a newsletter and reads an article (3 points).
   await ok(await browser(site.id, [page(phone, '/blog/licenciement', 30, { campaign: { utm_source: 'newsletter', utm_medium: 'email' } })]));
   const rows = () => d1(`SELECT visitor_id, events, score_milli, drivers FROM visitors WHERE site_id = ${q(site.id)} ORDER BY visitor_id`);
   assert.equal(rows().length, 2);
 
   // The phone identifies as the same user: its visitor joins the laptop's.
-  const identify = ev({ type: 'identify', anonymousId: phone, userId: 'user-7', timestamp: at(20) });
+  const identify = ev({ type: 'identify', anonymousId: phone, userId: 'user-7', timestamp: at(20), ...signed });
   const merged = await ok(await browser(site.id, [identify]));
-  assert.equal(merged.visitors[0].visitor, laptop);
+  assert.equal(merged.accepted, 1);
   const [v, ...others] = rows();
   assert.equal(others.length, 0, JSON.stringify(rows()));
   assert.equal(v.visitor_id, laptop);
@@ -191,7 +192,7 @@ test('cross-device: an alias between two known visitors joins them too', async (
   const web = randomUUID();
   await browser(site.id, [
     ev({ type: 'page', anonymousId: web, timestamp: at(40), context: { page: { path: '/pricing', url: 'https://firm.example/pricing' } } }),
-    ev({ type: 'identify', anonymousId: web, userId: 'web-login-3', timestamp: at(39) }),
+    ev({ type: 'identify', anonymousId: web, userId: 'web-login-3', timestamp: at(39), identitySignature: signIdentity(site.identity_secret, 'web-login-3') }),
   ]);
   // The CRM knows the same person under its own id, with an offline touch.
   const crm = await server(site.id, [ev({ type: 'track', event: 'Call Received', userId: 'crm-77', timestamp: at(30), context: { channel: 'Phone' } })], bearer(site.server_key));
@@ -211,9 +212,10 @@ test('cross-device: a batch that resolved the old visitor just before the merge 
   const laptop = randomUUID();
   const phone = randomUUID();
   const page = (anon, path, minutes) => ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` } } });
-  assert.equal((await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-8', timestamp: at(59) })])).status, 200);
+  const signed = { identitySignature: signIdentity(site.identity_secret, 'user-8') };
+  assert.equal((await browser(site.id, [page(laptop, '/pricing', 60), ev({ type: 'identify', anonymousId: laptop, userId: 'user-8', timestamp: at(59), ...signed })])).status, 200);
   assert.equal((await browser(site.id, [page(phone, '/blog/divorce', 30)])).status, 200);
-  assert.equal((await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-8', timestamp: at(20) })])).status, 200);
+  assert.equal((await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-8', timestamp: at(20), ...signed })])).status, 200);
 
   // A phone batch that looked its visitor up before the merge moved it.
   const late = page(phone, '/contact', 10);
@@ -262,7 +264,7 @@ test('attribution: a touch from before a closed journey never opens the next one
   // The laptop: an ad, identified, converts.
   await ok(await browser(site.id, [
     page(laptop, '/', 50, { campaign: { utm_source: 'google', utm_medium: 'cpc' } }),
-    ev({ type: 'identify', anonymousId: laptop, userId: 'user-9', timestamp: at(49) }),
+    ev({ type: 'identify', anonymousId: laptop, userId: 'user-9', timestamp: at(49), identitySignature: signIdentity(site.identity_secret, 'user-9') }),
     ev({ type: 'track', event: 'Lead Submitted', anonymousId: laptop, userId: 'user-9', timestamp: at(40), properties: { value: 50 } }),
   ]));
   // Back on the laptop later (direct).
@@ -271,7 +273,7 @@ test('attribution: a touch from before a closed journey never opens the next one
   const call = await server(site.id, [ev({ type: 'track', event: 'Call Received', userId: 'user-9', timestamp: at(45), context: { channel: 'Phone' } })], bearer(site.server_key));
   assert.equal(call.status, 200, await call.text());
   // The phone logs in: it joins the laptop's visitor, its newsletter touch with it.
-  await ok(await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-9', timestamp: at(20) })]));
+  await ok(await browser(site.id, [ev({ type: 'identify', anonymousId: phone, userId: 'user-9', timestamp: at(20), identitySignature: signIdentity(site.identity_secret, 'user-9') })]));
   // The second conversion is credited to what came after the first one only.
   await ok(await browser(site.id, [ev({ type: 'track', event: 'Lead Submitted', anonymousId: laptop, userId: 'user-9', timestamp: at(5), properties: { value: 80 } })]));
   const paths = d1(`SELECT path, value_minor FROM conversions WHERE site_id = ${q(site.id)} ORDER BY value_minor`);
@@ -286,7 +288,9 @@ test('cross-device: an identify whose e-mail is linked to another visitor joins 
     const site = await createSite(extra);
     const [phone, laptop, tablet] = [randomUUID(), randomUUID(), randomUUID()];
     const page = (anon, path, minutes) => ev({ type: 'page', anonymousId: anon, timestamp: at(minutes), context: { page: { path, url: `https://firm.example${path}` } } });
-    const identify = (anon, email, minutes) => ev({ type: 'identify', anonymousId: anon, timestamp: at(minutes), traits: { email } });
+    // Signed by the site's backend, which knows the address: HMAC of its SHA-256.
+    const identify = (anon, email, minutes) =>
+      ev({ type: 'identify', anonymousId: anon, timestamp: at(minutes), traits: { email }, identitySignature: signIdentity(site.identity_secret, emailKey(email)) });
     const send = async (batch) => {
       const res = await browser(site.id, batch);
       const body = await res.json();

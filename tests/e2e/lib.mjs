@@ -4,7 +4,7 @@
 // creation through the admin API.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 export const base = process.env.MF_BASE_URL;
@@ -56,6 +56,15 @@ export const d1 = (sql) => d1All(sql)[0];
 
 /** An SQL string literal. */
 export const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+/**
+ * What a site's backend computes to let a browser identify join a known
+ * profile: the hex HMAC-SHA256 of the userId (or of the e-mail's SHA-256)
+ * under the site's identity secret — README's snippet, in Node.
+ */
+export const signIdentity = (secret, value) => createHmac('sha256', secret).update(value).digest('hex');
+/** The e-mail key both sides use: SHA-256 of the trimmed, lower-cased address. */
+export const emailKey = (email) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
 /** Creates a site `<prefix>-<random>` through `POST /v1/sites`; answers the 201 body (with its keys). */
 export async function createSite(prefix, body) {

@@ -28,8 +28,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let token = token.as_deref().unwrap_or("dev-admin-token");
     println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /dashboard/  ·  /health  ·  Ctrl-C to stop");
     println!("admin token (reports, sites, privacy): {token}\n");
-    // Local only: the demo is served by the collector itself, on whatever port.
-    let vars = [("ADMIN_TOKEN", token), ("LOOPBACK_ORIGINS", "allow")];
+    // Local only: the demo is served by the collector itself, on whatever
+    // port; the IP-hash key is a local one (the Worker refuses to run without).
+    let vars = [("ADMIN_TOKEN", token), ("LOOPBACK_ORIGINS", "allow"), ("IP_HASH_KEY", "dev-ip-hash-key-local-only")];
     let mut dev = Dev::start(None, port, &persist, None, &vars)?;
     dev.wait()
 }

@@ -22,6 +22,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   build-worker [--test]  build the Worker only (wrangler's build command)
   dev [--port N]       bootstrap, build, migrate and run `wrangler dev` (default 127.0.0.1:8787)
   test                 every check and test suite; ends with `N passed, N failed`
+  e2e [NAME…]          build, then only the end-to-end suites whose file names contain a NAME
   size [--probe]       the browser size budget (loader, glue, wasm; gzip), fails above budget;
                        --probe: the core's share of the module, built alone (figures only)
   bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         }
         "dev" => dev::run(rest),
         "test" => test::run(),
+        "e2e" => test::e2e_only(rest),
         "size" => size::run(rest),
         "bench-attribution" => bench_attribution::run(rest),
         "bench-browser" => bench_browser::run(rest),

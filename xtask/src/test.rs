@@ -219,8 +219,25 @@ pub fn run() -> Result<(), String> {
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} failed", tally.failed)) }
 }
 
+/// `cargo xtask e2e [NAME…]`: the browser module and the Worker's test
+/// build, then only the end-to-end suites whose file names contain one of
+/// the NAMEs (all of them without any) — the quick loop while working on one
+/// suite; `cargo xtask test` still runs everything.
+pub fn e2e_only(filters: &[String]) -> Result<(), String> {
+    crate::bootstrap::run()?;
+    build::browser().and_then(|()| build::worker(Mode::Test))?;
+    let mut tally = Tally::default();
+    e2e_filtered(&mut tally, filters);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 { Ok(()) } else { Err(format!("{} failed", tally.failed)) }
+}
+
 /// The end-to-end suites against a fresh `wrangler dev --env test`.
 fn e2e(tally: &mut Tally) {
+    e2e_filtered(tally, &[]);
+}
+
+fn e2e_filtered(tally: &mut Tally, filters: &[String]) {
     let root = root();
     let state = root.join("target/e2e/state");
     let _ = std::fs::remove_dir_all(&state);
@@ -248,6 +265,10 @@ fn e2e(tally: &mut Tally) {
     let mut files: Vec<_> =
         std::fs::read_dir(root.join("tests/e2e")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     files.retain(|p| p.to_string_lossy().ends_with(".test.mjs"));
+    files.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    });
     files.sort();
     let mut cmd = Command::new("node");
     cmd.current_dir(&root)

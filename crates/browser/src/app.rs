@@ -303,10 +303,12 @@ pub struct Effects {
     pub tier: Option<(String, Value)>,
 }
 
+#[derive(Clone, Copy)]
 pub enum Kind<'a> {
     Page,
     Track(&'a str),
-    Identify,
+    /// With the site's identity signature, if the page passed one.
+    Identify(Option<&'a str>),
 }
 
 /// Builds one event from the page, validates it with the core, scores it
@@ -348,7 +350,7 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     let (ty, name) = match kind {
         Kind::Page => ("page", None),
         Kind::Track(n) => ("track", Some(n)),
-        Kind::Identify => ("identify", None),
+        Kind::Identify(_) => ("identify", None),
     };
     e.insert("type".into(), Value::String(ty.into()));
     if let Some(n) = name {
@@ -367,6 +369,9 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     e.insert("anonymousId".into(), anon.map_or(Value::Null, Value::String));
     if let Some(u) = &app.user {
         e.insert("userId".into(), Value::String(u.clone()));
+    }
+    if let Kind::Identify(Some(sig)) = kind {
+        e.insert("identitySignature".into(), Value::String(sig.to_owned()));
     }
     e.insert("timestamp".into(), Value::String(js::iso(t)));
     let Some(now) = now_ts() else { return };

@@ -47,6 +47,10 @@ pub fn cmd(args: JsValue) -> JsValue {
         }
         "identify" => {
             let user = a1.as_string();
+            // `mf('identify', id, traits, {signature})`: the site's HMAC of the
+            // id (or of the e-mail's hash), which lets the collector join this
+            // device to that person's profile. Checked there, never stored.
+            let signature = js::get_str(&arg(&args, 3), "signature");
             let mut traits = capture::user_props(&a2);
             // An e-mail leaves the device, and is queued on it, only as its
             // hash (the key stitching and erasure use), never as the address.
@@ -57,7 +61,7 @@ pub fn cmd(args: JsValue) -> JsValue {
                 if a.consent.allows(Purpose::Analytics) {
                     a.user = user.filter(|u| !u.trim().is_empty()).or(a.user.take());
                 }
-                app::emit(a, Kind::Identify, Value::Null, traits, fx);
+                app::emit(a, Kind::Identify(signature.as_deref()), Value::Null, traits, fx);
             });
         }
         "on" => {

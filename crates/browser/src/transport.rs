@@ -2,7 +2,9 @@
 //! (a "simple" request: no CORS preflight, and beacons are allowed).
 //!
 //! Batching by count (10) and time (2 s); `sendBeacon` on page hide within
-//! 64 KB per request; retries with exponential backoff and jitter honouring
+//! 64 KB and 100 events per request (an event too large for any request is
+//! dropped, not queued); a 4xx is final (those events are dropped, the rest
+//! keep moving); retries with exponential backoff and jitter honouring
 //! `Retry-After`; a queue persisted in localStorage (only with analytics
 //! consent — the caller guarantees it), capped in count and bytes, with a
 //! TTL, keyed by site; if storage throws, the queue simply lives in memory.
@@ -47,14 +49,28 @@ impl Outbox {
     }
 }
 
-fn url(app: &App) -> String {
+/// At most this many events per request: the collector's own limit (a
+/// beacon over it would be refused whole, after the queue was emptied).
+const MAX_EVENTS: usize = 100;
+
+/// `{api}/v1/<path>?site=<site>`: the site in the URL too, so the collector
+/// can answer even an error about the body with the site's CORS headers
+/// (site ids are `[a-z0-9_-]`: nothing to escape).
+fn endpoint(app: &App, path: &str) -> String {
     let mut u = app.api.trim_end_matches('/').to_owned();
-    u.push_str("/v1/batch");
+    u.push_str(path);
+    u.push_str("?site=");
+    u.push_str(&app.site);
     u
 }
 
+fn url(app: &App) -> String {
+    endpoint(app, "/v1/batch")
+}
+
 pub fn push(app: &mut App, event: String) {
-    if !app.consent.allows(Purpose::Analytics) {
+    // An event no request could carry would block the queue behind it.
+    if !app.consent.allows(Purpose::Analytics) || event.len() + 1 > MAX_BODY {
         return;
     }
     app.out.queue.push(event);
@@ -191,7 +207,7 @@ pub fn beacon(app: &mut App) {
     }
     let url = js::s(&url(app));
     while !app.out.queue.is_empty() {
-        let batch = take(&mut app.out.queue, usize::MAX);
+        let batch = take(&mut app.out.queue, MAX_EVENTS);
         let b = js::s(&body(&app.site, &batch));
         let sent = js::call(&js::g("navigator"), "sendBeacon", &[&url, &b]).as_bool() == Some(true);
         if !sent {
@@ -222,9 +238,7 @@ pub fn withdrawal(app: &mut App, anon: &str, consent: &JsValue) {
 }
 
 fn consent_url(app: &App) -> String {
-    let mut u = app.api.trim_end_matches('/').to_owned();
-    u.push_str("/v1/consent");
-    u
+    endpoint(app, "/v1/consent")
 }
 
 fn send_withdrawals(app: &mut App) {

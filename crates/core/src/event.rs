@@ -264,6 +264,12 @@ pub struct Event {
     pub user_id: Option<String>,
     #[serde(rename = "previousId", skip_serializing_if = "Option::is_none")]
     pub previous_id: Option<String>,
+    /// On an `identify` from a browser: the site's proof that its userId (or
+    /// its `email_sha256`) is this person's — lowercase hex of HMAC-SHA256
+    /// under the site's identity secret. Only a proven identity may join
+    /// another profile; the collector checks it and never stores it.
+    #[serde(rename = "identitySignature", skip_serializing_if = "Option::is_none")]
+    pub identity_signature: Option<String>,
     pub timestamp: Timestamp,
     #[serde(rename = "sentAt", skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<Timestamp>,
@@ -361,6 +367,7 @@ impl Event {
                     | "anonymousId"
                     | "userId"
                     | "previousId"
+                    | "identitySignature"
                     | "timestamp"
                     | "sentAt"
                     | "consent"
@@ -410,6 +417,15 @@ impl Event {
         let anonymous_id = opt_name(obj, "anonymousId", limits.max_id)?;
         let user_id = opt_name(obj, "userId", limits.max_id)?;
         let previous_id = opt_name(obj, "previousId", limits.max_id)?;
+        let identity_signature = opt_str(obj, "identitySignature", 64)?;
+        if let Some(sig) = &identity_signature {
+            if kind != EventType::Identify {
+                return err("identitySignature", "is only allowed on identify events");
+            }
+            if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return err("identitySignature", "must be 64 lowercase hex digits (HMAC-SHA256)");
+            }
+        }
         let properties = opt_map(obj, "properties", limits)?;
         let traits = opt_map(obj, "traits", limits)?;
 
@@ -464,6 +480,7 @@ impl Event {
             anonymous_id,
             user_id,
             previous_id,
+            identity_signature,
             timestamp,
             sent_at,
             consent,
@@ -493,6 +510,7 @@ impl Event {
         put(&mut m, "anonymousId", &self.anonymous_id);
         put(&mut m, "userId", &self.user_id);
         put(&mut m, "previousId", &self.previous_id);
+        put(&mut m, "identitySignature", &self.identity_signature);
         m.insert("timestamp".into(), Value::String(self.timestamp.to_rfc3339()));
         if let Some(t) = self.sent_at {
             m.insert("sentAt".into(), Value::String(t.to_rfc3339()));

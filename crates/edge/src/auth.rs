@@ -67,12 +67,40 @@ pub fn require_admin(req: &Request, env: &Env) -> ApiResult<()> {
 }
 
 /// The per-day key of the IP hash: HMAC(IP_HASH_KEY, day). The raw IP is
-/// never stored; the hash changes every UTC day.
-pub fn ip_hash(env: &Env, ip: &str, day: i64) -> String {
-    let secret = env.var("IP_HASH_KEY").map(|v| v.to_string()).unwrap_or_else(|_| "microfunnel-ip-key".to_owned());
+/// never stored; the hash changes every UTC day. Without the secret the
+/// Worker refuses (503): a public fallback key would make the hashes
+/// reversible by hashing every IPv4 address.
+pub fn ip_hash(env: &Env, ip: &str, day: i64) -> ApiResult<String> {
+    let Some(secret) = env.var("IP_HASH_KEY").ok().map(|v| v.to_string()).filter(|k| !k.is_empty()) else {
+        return Err(ApiError::new(503, "ip_hash_key_missing", "no IP_HASH_KEY is configured on this Worker"));
+    };
     let day_key = hmac_sha256(secret.as_bytes(), format!("ip-salt:{day}").as_bytes());
-    let full = hmac_sha256(&day_key, ip.as_bytes());
-    hex(full.get(..16).unwrap_or(&full))
+    let full = hmac_sha256(&day_key, client_group(ip).as_bytes());
+    Ok(hex(full.get(..16).unwrap_or(&full)))
+}
+
+/// The unit a per-address limit counts: an IPv4 address, or an IPv6 /64
+/// (one subscriber's prefix: rotating addresses inside it is free).
+pub fn client_group(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.trim().to_owned(),
+    }
+}
+
+/// Whether `signature` is the site's identity signature of `value` (a
+/// userId, or an e-mail's SHA-256): lowercase hex of HMAC-SHA256 under the
+/// site's identity secret. A site without a secret proves nothing.
+pub fn identity_proven(secret: &str, value: &str, signature: &str) -> bool {
+    !secret.is_empty()
+        && constant_time_eq(hex(&hmac_sha256(secret.as_bytes(), value.as_bytes())).as_bytes(), signature.as_bytes())
 }
 
 /// `n` random bytes as hex, from `crypto.getRandomValues` (through
@@ -97,4 +125,27 @@ pub fn random_hex(uuids: usize) -> ApiResult<String> {
 fn internal(what: &str) -> ApiError {
     worker::console_error!("random: {what}");
     ApiError::new(500, "internal", "internal error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_grouped_by_its_64_bit_prefix() {
+        assert_eq!(client_group("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_group("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(client_group("2001:db8:1:3::1"), client_group("2001:db8:1:2::1"));
+        assert_eq!(client_group("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(client_group(" 203.0.113.9 "), "203.0.113.9");
+    }
+
+    #[test]
+    fn an_identity_is_proven_only_by_the_secrets_own_signature() {
+        let sig = hex(&hmac_sha256(b"mfis_k", b"user-1"));
+        assert!(identity_proven("mfis_k", "user-1", &sig));
+        assert!(!identity_proven("mfis_k", "user-2", &sig));
+        assert!(!identity_proven("mfis_other", "user-1", &sig));
+        assert!(!identity_proven("", "user-1", &hex(&hmac_sha256(b"", b"user-1"))));
+    }
 }

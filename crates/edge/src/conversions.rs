@@ -6,7 +6,8 @@
 //! time from the conversion's receipt to its credits being computed.
 
 use crate::errors::ApiResult;
-use crate::sites::{ConversionDef, js_num, now_ms};
+use crate::ingest::Source;
+use crate::sites::{ConversionDef, ValueFrom, js_num, now_ms};
 use microfunnel_core::Event;
 use microfunnel_core::attribution::{Conversion, Model, PositionWeights, Touch, attribute};
 use serde_json::{Value, json};
@@ -34,6 +35,9 @@ pub struct Pending {
     name: String,
     value_minor: i64,
     currency: Option<String>,
+    /// Who sent the conversion (its value is the browser's claim or the
+    /// site's own record).
+    source: Source,
     ts: i64,
     received_at: i64,
     tta_ms: i64,
@@ -46,9 +50,15 @@ pub struct Pending {
 }
 
 /// The conversion's value in minor units: `value_property` read as major
-/// units (two decimals), else the definition's default.
-fn value_minor(event: &Event, def: &ConversionDef) -> i64 {
-    def.value_property
+/// units (two decimals), else the definition's default. A browser's value
+/// is a claim: clamped to the definition's `max_value`, or none at all where
+/// only servers may state it.
+fn value_minor(event: &Event, def: &ConversionDef, source: Source) -> i64 {
+    if source == Source::Browser && def.value_from == ValueFrom::Server {
+        return 0;
+    }
+    let value = def
+        .value_property
         .as_ref()
         .and_then(|p| event.properties.get(p))
         .and_then(|v| match v {
@@ -57,7 +67,11 @@ fn value_minor(event: &Event, def: &ConversionDef) -> i64 {
             _ => None,
         })
         .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e13)
-        .map_or(def.default_value_minor, |v| (v * 100.0).round() as i64)
+        .map_or(def.default_value_minor, |v| (v * 100.0).round() as i64);
+    match source {
+        Source::Browser => value.min((def.max_value * 100.0).round() as i64),
+        Source::Server => value,
+    }
 }
 
 pub fn compute(
@@ -66,8 +80,9 @@ pub fn compute(
     def: &ConversionDef,
     touches: &[(String, i64)],
     received_at: i64,
+    source: Source,
 ) -> Pending {
-    let value = value_minor(event, def);
+    let value = value_minor(event, def, source);
     let journey: Vec<Touch> = touches
         .iter()
         .filter(|(_, ts)| *ts <= event.timestamp.millis())
@@ -101,6 +116,7 @@ pub fn compute(
         name: def.event.clone(),
         value_minor: value,
         currency: def.currency.clone(),
+        source,
         ts: event.timestamp.millis(),
         received_at,
         tta_ms: (now_ms() - received_at).max(0),
@@ -113,10 +129,11 @@ pub fn compute(
 
 pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
     let db = env.d1("DB")?;
+    let attempt = crate::auth::random_hex(1)?;
     let mut statements = vec![
         db.prepare(
             "INSERT INTO conversions (site_id, message_id, visitor_id, name, value_minor, currency, ts, received_at, \
-             tta_ms, path, first_touch_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             tta_ms, path, first_touch_ts, source, attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
              ON CONFLICT(site_id, message_id) DO NOTHING",
         )
         .bind(&[
@@ -131,8 +148,31 @@ pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
             js_num(p.tta_ms),
             p.path.as_str().into(),
             p.first_touch_ts.map_or(worker::wasm_bindgen::JsValue::NULL, js_num),
+            p.source.name().into(),
+            attempt.as_str().into(),
         ])?,
     ];
+    if !p.path.is_empty() {
+        // Only if this very attempt inserted the conversion (its random
+        // attempt id is on the row): a conversion seen again adds nothing to
+        // the Markov/Shapley input.
+        statements.push(
+            db.prepare(
+                "INSERT INTO paths (site_id, path, conversions, value_minor, nulls) \
+                 SELECT ?1, ?2, 1, ?3, 0 WHERE EXISTS (SELECT 1 FROM conversions WHERE site_id = ?1 \
+                 AND message_id = ?4 AND attempt = ?5) \
+                 ON CONFLICT(site_id, path) DO UPDATE SET conversions = conversions + 1, \
+                 value_minor = value_minor + excluded.value_minor",
+            )
+            .bind(&[
+                site.into(),
+                p.path.as_str().into(),
+                js_num(p.value_minor),
+                p.message_id.as_str().into(),
+                attempt.as_str().into(),
+            ])?,
+        );
+    }
     for (model, channel, share, minor) in &p.credits {
         statements.push(
             db.prepare(
@@ -148,16 +188,6 @@ pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
                 js_num(*minor),
                 worker::wasm_bindgen::JsValue::from_f64(*share),
             ])?,
-        );
-    }
-    if !p.path.is_empty() {
-        statements.push(
-            db.prepare(
-                "INSERT INTO paths (site_id, path, conversions, value_minor, nulls) VALUES (?1, ?2, 1, ?3, 0) \
-                 ON CONFLICT(site_id, path) DO UPDATE SET conversions = conversions + 1, \
-                 value_minor = value_minor + excluded.value_minor",
-            )
-            .bind(&[site.into(), p.path.as_str().into(), js_num(p.value_minor)])?,
         );
     }
     db.batch(statements).await?;

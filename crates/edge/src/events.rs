@@ -8,7 +8,7 @@
 use crate::auth::{bearer, constant_time_eq, hex, hmac_sha256, sha256_hex};
 use crate::body;
 use crate::errors::{ApiError, ApiResult, reply};
-use crate::ingest::{Source, ingest, take_events};
+use crate::ingest::{Source, check, store, take_events};
 use crate::ratelimit;
 use crate::sites::{Site, now_ms};
 use serde_json::Value;
@@ -38,8 +38,11 @@ async fn inner(mut req: Request, env: &Env) -> ApiResult<Response> {
         return Err(ApiError::bad_request("invalid_batch", format!("{k}: unknown field")));
     }
     let events = take_events(envelope.remove("batch"))?;
-    ratelimit::check(env, &req, &site, events.len()).await?;
-    ingest(env, &site, events, Source::Server, "").await?.into_response()
+    let checked = check(&site, events, Source::Server, "")?;
+    // Authenticated server events have a budget of their own: no browser
+    // flood holds back a CRM's conversions.
+    ratelimit::server(env, &site, checked.passed()).await?;
+    store(env, &site, checked, Source::Server, None).await?.into_response(true)
 }
 
 fn authenticate(req: &Request, site: &Site, body: &str) -> ApiResult<()> {
@@ -66,7 +69,8 @@ fn authenticate(req: &Request, site: &Site, body: &str) -> ApiResult<()> {
         let (Some(t), Some(v1)) = (t, v1) else {
             return Err(ApiError::new(401, "unauthorized", "X-MF-Signature: expected t=<unix seconds>,v1=<hex>"));
         };
-        if (now_ms() / 1000 - t).abs() > SIGNATURE_TOLERANCE_S {
+        // `t` is the caller's: no arithmetic on it that could overflow.
+        if (now_ms() / 1000).abs_diff(t) > SIGNATURE_TOLERANCE_S.unsigned_abs() {
             return Err(ApiError::new(403, "forbidden", "X-MF-Signature: the timestamp is more than 5 minutes off"));
         }
         let expected = hex(&hmac_sha256(site.signing_secret.as_bytes(), format!("{t}.{body}").as_bytes()));

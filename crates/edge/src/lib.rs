@@ -30,6 +30,7 @@ mod visitor;
 mod webhooks;
 mod withdrawals;
 
+pub use ratelimit::Limiter;
 pub use visitor::Visitor;
 
 use worker::{Context, Env, Request, Response, Result, Router, ScheduleContext, ScheduledEvent, event};
@@ -48,6 +49,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/spend", spend::post)
         .get_async("/v1/sites/:site", sites::get)
         .patch_async("/v1/sites/:site", sites::update)
+        .post_async("/v1/sites/:site/secrets/rotate", sites::rotate_secret)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .get_async("/v1/subjects/:id", subjects::export)

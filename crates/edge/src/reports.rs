@@ -126,7 +126,7 @@ async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let rows: Vec<CreditRow> = env
         .d1("DB")?
         .prepare(
-            "SELECT c.model AS model, c.channel AS channel, SUM(c.share) AS conversions, SUM(c.credit_minor) AS value_minor \
+            "SELECT c.model AS model, c.channel AS channel, SUM(c.share) AS conversions, CAST(TOTAL(c.credit_minor) AS INTEGER) AS value_minor \
              FROM credits c JOIN conversions v ON v.site_id = c.site_id AND v.message_id = c.message_id \
              WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 GROUP BY c.model, c.channel ORDER BY c.model, c.channel",
         )
@@ -225,7 +225,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
             )
             .bind(&range)?,
             db.prepare(
-                "SELECT COUNT(*) AS conversions, COALESCE(SUM(value_minor), 0) AS value_minor, \
+                "SELECT COUNT(*) AS conversions, CAST(TOTAL(value_minor) AS INTEGER) AS value_minor, \
                  COUNT(DISTINCT visitor_id) AS converted FROM conversions WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3",
             )
             .bind(&range)?,
@@ -248,14 +248,14 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
             .bind(&range)?,
             // 6: credits per channel under the chosen model.
             db.prepare(
-                "SELECT c.channel AS channel, SUM(c.share) AS conversions, SUM(c.credit_minor) AS value_minor \
+                "SELECT c.channel AS channel, SUM(c.share) AS conversions, CAST(TOTAL(c.credit_minor) AS INTEGER) AS value_minor \
                  FROM credits c JOIN conversions v ON v.site_id = c.site_id AND v.message_id = c.message_id \
                  WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 AND c.model = ?4 GROUP BY c.channel",
             )
             .bind(&[site.into(), js_num(q.from), js_num(q.to), model.as_str().into()])?,
             // 7: spend per channel, by the day it was spent.
             db.prepare(
-                "SELECT channel, SUM(amount_minor) AS spend_minor FROM spend \
+                "SELECT channel, CAST(TOTAL(amount_minor) AS INTEGER) AS spend_minor FROM spend \
                  WHERE site_id = ?1 AND day_ms >= ?2 AND day_ms < ?3 GROUP BY channel",
             )
             .bind(&range)?,
@@ -279,7 +279,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
             )
             .bind(&range)?,
             // 11: journeys behind the data-driven models.
-            db.prepare("SELECT COALESCE(SUM(conversions + nulls), 0) AS n FROM paths WHERE site_id = ?1")
+            db.prepare("SELECT CAST(TOTAL(conversions + nulls) AS INTEGER) AS n FROM paths WHERE site_id = ?1")
                 .bind(&[site.into()])?,
         ])
         .await?;

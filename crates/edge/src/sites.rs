@@ -34,6 +34,27 @@ pub struct ConversionDef {
     pub default_value_minor: i64,
     #[serde(default)]
     pub currency: Option<String>,
+    /// The most a browser-sent value may claim, in major units: the public
+    /// endpoint cannot be trusted with revenue (default 100,000).
+    #[serde(default = "default_max_value")]
+    pub max_value: f64,
+    /// `server`: only authenticated server events carry this conversion's
+    /// value; a browser's counts as the conversion with no value.
+    #[serde(default)]
+    pub value_from: ValueFrom,
+}
+
+fn default_max_value() -> f64 {
+    100_000.0
+}
+
+/// Who may state a conversion's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFrom {
+    #[default]
+    Any,
+    Server,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,13 +76,17 @@ impl Default for ConsentConfig {
 pub struct RateLimits {
     /// Batches per minute from one (hashed) IP.
     pub ip_per_minute: i64,
-    /// Events per minute for the whole site.
+    /// Valid browser events per minute for the whole site.
     pub site_per_minute: i64,
+    /// Valid authenticated server events per minute (a budget of their own).
+    pub server_per_minute: i64,
+    /// Webhook deliveries per minute, all URLs together.
+    pub webhooks_per_minute: i64,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { ip_per_minute: 120, site_per_minute: 12_000 }
+        RateLimits { ip_per_minute: 120, site_per_minute: 12_000, server_per_minute: 12_000, webhooks_per_minute: 600 }
     }
 }
 
@@ -145,12 +170,17 @@ impl SiteConfig {
             if c.default_value_minor < 0 {
                 return bad(format!("conversions[{i}].default_value_minor: must not be negative"));
             }
+            if !(c.max_value.is_finite() && c.max_value > 0.0 && c.max_value <= 1e12) {
+                return bad(format!("conversions[{i}].max_value: more than 0, at most 1e12 (major units)"));
+            }
             if c.currency.as_deref().is_some_and(|cur| !is_currency_code(cur)) {
                 return bad(format!("conversions[{i}].currency: an ISO 4217 code like EUR"));
             }
         }
         if !(1..=1_000_000).contains(&self.limits.ip_per_minute)
             || !(1..=10_000_000).contains(&self.limits.site_per_minute)
+            || !(1..=10_000_000).contains(&self.limits.server_per_minute)
+            || !(1..=100_000).contains(&self.limits.webhooks_per_minute)
         {
             return bad("limits: out of range".into());
         }
@@ -170,6 +200,9 @@ pub struct Site {
     pub origins: Vec<String>,
     pub secret_hash: String,
     pub signing_secret: String,
+    /// What the site's backend signs its users' identities with (see
+    /// `ingest`): empty = no browser identify is ever taken as proven.
+    pub identity_secret: String,
     pub config: SiteConfig,
     pub webhooks: Vec<String>,
     pub retention_days: i64,
@@ -202,6 +235,7 @@ struct SiteRow {
     origins: String,
     secret_hash: String,
     signing_secret: String,
+    identity_secret: String,
     config: String,
     webhooks: String,
     retention_days: i64,
@@ -216,8 +250,8 @@ impl Site {
         let db = env.d1("DB")?;
         let row: Option<SiteRow> = db
             .prepare(
-                "SELECT id, name, origins, secret_hash, signing_secret, config, webhooks, retention_days, updated_at \
-                 FROM sites WHERE id = ?1",
+                "SELECT id, name, origins, secret_hash, signing_secret, identity_secret, config, webhooks, \
+                 retention_days, updated_at FROM sites WHERE id = ?1",
             )
             .bind(&[id.into()])?
             .first(None)
@@ -225,17 +259,30 @@ impl Site {
         let Some(row) = row else {
             return Err(ApiError::new(404, "unknown_site", format!("no site `{id}`")));
         };
+        // What was validated on write must read back; if it does not (a
+        // manual edit, a rollback), the site fails closed: defaults would
+        // silently turn options such as `merge_on_email` back on.
+        let unreadable = |what: &str, e: serde_json::Error| {
+            worker::console_error!("site {id}: stored {what} unreadable: {e}");
+            ApiError::new(500, "config_unreadable", format!("the stored {what} of this site cannot be read"))
+        };
+        let config: SiteConfig = serde_json::from_str(&row.config).map_err(|e| unreadable("config", e))?;
+        config.validate().map_err(|e| {
+            worker::console_error!("site {id}: stored config invalid: {}", e.message);
+            ApiError::new(500, "config_unreadable", "the stored config of this site is not valid")
+        })?;
         Ok(Site {
             id: row.id,
             name: row.name,
-            origins: serde_json::from_str(&row.origins).unwrap_or_default(),
+            origins: serde_json::from_str(&row.origins).map_err(|e| unreadable("origins", e))?,
             secret_hash: row.secret_hash,
             signing_secret: row.signing_secret,
-            config: serde_json::from_str(&row.config).unwrap_or_default(),
-            webhooks: serde_json::from_str(&row.webhooks).unwrap_or_default(),
+            identity_secret: row.identity_secret,
+            config,
+            webhooks: serde_json::from_str(&row.webhooks).map_err(|e| unreadable("webhooks", e))?,
             retention_days: row.retention_days,
             updated_at: row.updated_at,
-            loopback_ok: env.var("LOOPBACK_ORIGINS").is_ok_and(|v| v.to_string() == "allow"),
+            loopback_ok: loopback_allowed(env),
         })
     }
 
@@ -244,7 +291,12 @@ impl Site {
     }
 }
 
-fn is_loopback(origin: &str) -> bool {
+/// `LOOPBACK_ORIGINS = "allow"`: the test and dev environments only.
+pub fn loopback_allowed(env: &Env) -> bool {
+    env.var("LOOPBACK_ORIGINS").is_ok_and(|v| v.to_string() == "allow")
+}
+
+pub fn is_loopback(origin: &str) -> bool {
     ["http://127.0.0.1:", "http://localhost:"].iter().any(|p| {
         origin.strip_prefix(p).is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
     })
@@ -264,12 +316,6 @@ fn valid_origin(o: &str) -> bool {
             && o.len() <= 255
             && r.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
     })
-}
-
-fn valid_webhook(u: &str) -> bool {
-    let Ok(url) = worker::Url::parse(u) else { return false };
-    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1"));
-    u.len() <= 2048 && (url.scheme() == "https" || (url.scheme() == "http" && local))
 }
 
 #[derive(Deserialize)]
@@ -302,14 +348,17 @@ struct CreateSite {
 
 /// What both creation and update check outside the config: origins, webhook
 /// URLs and the retention period.
-fn check_site_fields(origins: &[String], webhooks: &[String], retention_days: i64) -> ApiResult<()> {
+fn check_site_fields(origins: &[String], webhooks: &[String], retention_days: i64, loopback_ok: bool) -> ApiResult<()> {
     if origins.is_empty() || origins.len() > 20 || !origins.iter().all(|o| valid_origin(o)) {
         return Err(ApiError::bad_request("invalid_site", "origins: 1 to 20 origins like https://example.com"));
     }
-    if webhooks.len() > 5 || !webhooks.iter().all(|u| valid_webhook(u)) {
+    if webhooks.len() > 5 {
+        return Err(ApiError::bad_request("invalid_site", "webhooks: at most 5 URLs"));
+    }
+    if let Some((i, _)) = webhooks.iter().enumerate().find(|(_, u)| !crate::webhooks::allowed_url(u, loopback_ok)) {
         return Err(ApiError::bad_request(
             "invalid_site",
-            "webhooks: at most 5 https URLs (http only to localhost/127.0.0.1)",
+            format!("webhooks[{i}]: an https URL to a public host name (no IP address, no local or internal name)"),
         ));
     }
     if !(1..=3650).contains(&retention_days) {
@@ -336,7 +385,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
         ));
     }
     let retention = input.retention_days.unwrap_or(395);
-    check_site_fields(&input.origins, &input.webhooks, retention)?;
+    check_site_fields(&input.origins, &input.webhooks, retention, loopback_allowed(&env))?;
     let config = SiteConfig {
         rules: input.rules,
         cta: input.cta.unwrap_or(Value::Null),
@@ -349,13 +398,15 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     config.validate()?;
     let server_key = format!("mfsk_{}", auth::random_hex(2)?);
     let signing_secret = format!("mfss_{}", auth::random_hex(2)?);
+    let identity_secret = format!("mfis_{}", auth::random_hex(2)?);
     let now = now_ms();
     let name = input.name.unwrap_or_else(|| input.id.clone());
     let db = env.d1("DB")?;
     let result = db
         .prepare(
             "INSERT INTO sites (id, name, origins, created_at, secret_hash, signing_secret, config, webhooks, \
-             retention_days, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) ON CONFLICT(id) DO NOTHING",
+             retention_days, updated_at, identity_secret) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4, ?10) \
+             ON CONFLICT(id) DO NOTHING",
         )
         .bind(&[
             input.id.as_str().into(),
@@ -367,6 +418,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
             serde_json::to_string(&config)?.into(),
             serde_json::to_string(&input.webhooks)?.into(),
             js_num(retention),
+            identity_secret.as_str().into(),
         ])?
         .run()
         .await?;
@@ -382,6 +434,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
         "webhooks": input.webhooks,
         "server_key": server_key,
         "signing_secret": signing_secret,
+        "identity_secret": identity_secret,
     });
     Ok(Response::from_json(&body)?.with_status(201))
 }
@@ -445,7 +498,7 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     site.origins = input.origins.unwrap_or(site.origins);
     site.webhooks = input.webhooks.unwrap_or(site.webhooks);
     site.retention_days = input.retention_days.unwrap_or(site.retention_days);
-    check_site_fields(&site.origins, &site.webhooks, site.retention_days)?;
+    check_site_fields(&site.origins, &site.webhooks, site.retention_days, site.loopback_ok)?;
     let c = &mut site.config;
     if let Some(r) = input.rules {
         c.rules = r;
@@ -501,4 +554,35 @@ pub fn now_ms() -> i64 {
 /// D1 binds numbers as JS numbers (f64): exact below 2^53.
 pub fn js_num(n: i64) -> JsValue {
     JsValue::from_f64(n as f64)
+}
+
+/// `POST /v1/sites/{site}/secrets/rotate {"kind": "identity"}` (admin): a
+/// new identity secret, answered once. Signatures made with the old one stop
+/// proving identities at once; unproven identifies still tag their own device.
+pub async fn rotate_secret(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let id = ctx.param("site").cloned().unwrap_or_default();
+    reply(rotate_inner(req, &ctx.env, &id).await)
+}
+
+async fn rotate_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Response> {
+    auth::require_admin(&req, env)?;
+    body::check_json_media_type(&req)?;
+    let text = body::read_limited(&mut req, 1024).await?;
+    let kind = match body::parse_json(&text)? {
+        Value::Object(o) => match o.get("kind") {
+            Some(Value::String(k)) if k == "identity" => "identity",
+            Some(Value::String(_)) => return Err(ApiError::bad_request("invalid_rotation", "kind: must be identity")),
+            _ => return Err(ApiError::bad_request("invalid_rotation", "kind: is required (identity)")),
+        },
+        _ => return Err(ApiError::bad_request("invalid_rotation", "the body must be a JSON object {kind}")),
+    };
+    let site = Site::load(env, id).await?;
+    let secret = format!("mfis_{}", auth::random_hex(2)?);
+    let now = now_ms().max(site.updated_at + 1);
+    env.d1("DB")?
+        .prepare("UPDATE sites SET identity_secret = ?2, updated_at = ?3 WHERE id = ?1")
+        .bind(&[site.id.as_str().into(), secret.as_str().into(), js_num(now)])?
+        .run()
+        .await?;
+    Ok(Response::from_json(&json!({"site": site.id, "kind": kind, "secret": secret}))?)
 }

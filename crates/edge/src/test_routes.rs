@@ -40,7 +40,7 @@ pub async fn stale_batch(mut req: Request, ctx: RouteContext<()>) -> Result<Resp
     let result = async {
         let site = crate::sites::Site::load(&ctx.env, site).await?;
         let events = crate::ingest::take_events(body.get("batch").cloned())?;
-        crate::ingest::ingest_stale(&ctx.env, &site, events, resolved).await?.into_response()
+        crate::ingest::ingest_stale(&ctx.env, &site, events, resolved).await?.into_response(true)
     }
     .await;
     crate::errors::reply(result)

@@ -15,6 +15,7 @@
 
 use crate::conversions;
 use crate::errors::{ApiError, ApiResult};
+use crate::ingest::Source;
 use crate::sites::{ConversionDef, Site, js_num, now_ms};
 use crate::webhooks;
 use microfunnel_core::consent::{self, ConsentStamp, MinimisePolicy};
@@ -139,8 +140,16 @@ pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
 }
 
 /// A withdrawal (see `withdrawals`): the object cuts its ledger down to it
-/// and re-scores; answers `{visitor, score, tier, kept, removed}`.
-pub async fn withdraw(env: &Env, site: &Site, visitor: &str, stamp: &ConsentStamp, at: Timestamp) -> ApiResult<Value> {
+/// — only `device`'s events when given, the whole profile otherwise — and
+/// re-scores; answers `{visitor, score, tier, kept, removed}`.
+pub async fn withdraw(
+    env: &Env,
+    site: &Site,
+    visitor: &str,
+    device: Option<&str>,
+    stamp: &ConsentStamp,
+    at: Timestamp,
+) -> ApiResult<Value> {
     let rules = site.config.rules().to_json();
     let (reply, _) = follow(env, &site.id, visitor, Method::Post, "/withdraw", |v| {
         Ok(json!({
@@ -150,6 +159,7 @@ pub async fn withdraw(env: &Env, site: &Site, visitor: &str, stamp: &ConsentStam
             "policy": {"cookieless_pageviews": site.config.consent.cookieless_pageviews, "sanitise": site.config.consent.sanitise},
             "consent": stamp.to_json(),
             "at": at.millis(),
+            "device": device,
         })
         .to_string())
     })
@@ -280,6 +290,10 @@ struct WithdrawRequest {
     policy: Value,
     consent: Value,
     at: i64,
+    /// Only this anonymousId's events (a device not linked by a verified
+    /// identity); `None`: the whole profile.
+    #[serde(default)]
+    device: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +340,14 @@ struct Withdrawal {
     at: i64,
     consent: Consent,
     policy: MinimisePolicy,
+    /// Only this device's events; `None`: every event.
+    device: Option<String>,
+}
+
+impl Withdrawal {
+    fn reaches(&self, e: &Event) -> bool {
+        self.at >= e.timestamp.millis() && self.device.as_ref().is_none_or(|d| e.anonymous_id.as_ref() == Some(d))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -333,6 +355,8 @@ struct WithdrawalRow {
     at: f64,
     consent: String,
     policy: String,
+    #[serde(default)]
+    device: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -449,7 +473,8 @@ impl Visitor {
         )?;
         sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
         sql.exec(
-            "CREATE TABLE IF NOT EXISTS withdrawals (at INTEGER NOT NULL, consent TEXT NOT NULL, policy TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS withdrawals (at INTEGER NOT NULL, consent TEXT NOT NULL, policy TEXT NOT NULL, \
+             device TEXT)",
             None,
         )?;
         sql.exec(
@@ -457,7 +482,13 @@ impl Visitor {
              ended_at INTEGER NOT NULL, events INTEGER NOT NULL, channel TEXT, landing TEXT)",
             None,
         )?;
-        webhooks::ensure_schema(&sql)
+        webhooks::ensure_schema(&sql)?;
+        // Objects made before withdrawals were scoped to a device.
+        if self.meta("schema")?.is_none() {
+            let _ = sql.exec("ALTER TABLE withdrawals ADD COLUMN device TEXT", None);
+            self.set_meta("schema", "2")?;
+        }
+        Ok(())
     }
 
     fn meta(&self, key: &str) -> ApiResult<Option<String>> {
@@ -600,18 +631,24 @@ impl Visitor {
         // count them and the incremental step would count them again.
         self.with_scorer(&rules, now, |_| ())?;
         let withdrawals = self.withdrawals()?;
-        let mut fresh: Vec<(Event, i64)> = Vec::new();
+        let mut fresh: Vec<(Event, i64, Source)> = Vec::new();
         for item in &body.events {
             let payload = item.get("payload").and_then(Value::as_str).unwrap_or_default();
             let channel = item.get("channel").and_then(Value::as_str).map(str::to_owned);
             let received_at = item.get("received_at").and_then(Value::as_i64).unwrap_or_else(|| now.millis());
+            // Only what the Worker authenticated is a server's; anything else
+            // is treated as the public endpoint's claim.
+            let source = match item.get("source").and_then(Value::as_str) {
+                Some("server") => Source::Server,
+                _ => Source::Browser,
+            };
             let row = LedgerRow { payload: payload.to_owned(), channel: channel.clone() };
             let Some(event) = Self::parse_row(&row, now) else {
                 return Err(ApiError::bad_request("invalid_apply", "an event payload does not parse"));
             };
             // Captured before a withdrawal this object already knows of:
             // cut down to it by the core, or not kept at all.
-            let later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.at >= event.timestamp.millis()).collect();
+            let later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.reaches(&event)).collect();
             let (event, payload, channel) = if later.is_empty() {
                 (event, payload.to_owned(), channel)
             } else {
@@ -638,17 +675,17 @@ impl Visitor {
             // Drain the cursor so the write counts are final.
             let _ = cursor.to_array::<Value>();
             if cursor.rows_written() > 0 {
-                fresh.push((event, received_at));
+                fresh.push((event, received_at, source));
             }
         }
-        fresh.sort_by_key(|(e, _)| (e.timestamp, e.message_id));
+        fresh.sort_by_key(|(e, _, _)| (e.timestamp, e.message_id));
         // Everything that changes this object's state happens here, with no
         // await in between: concurrent requests for the visitor cannot
         // interleave inside it. The D1 writes that follow are idempotent.
         let mut tier_changes = Vec::new();
         let mut pending = Vec::new();
         let mut touched_sessions: Vec<String> = Vec::new();
-        for (event, received_at) in &fresh {
+        for (event, received_at, source) in &fresh {
             if let Some(change) = self.with_scorer(&rules, now, |s| s.apply(event))? {
                 tier_changes.push(json!(change));
             }
@@ -661,7 +698,7 @@ impl Visitor {
                 let touches: Vec<TouchRow> =
                     sql.exec("SELECT channel, ts FROM journey ORDER BY ts, message_id", None)?.to_array()?;
                 let touches: Vec<(String, i64)> = touches.into_iter().map(|t| (t.channel, t.ts as i64)).collect();
-                pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at));
+                pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at, *source));
                 // The journey closes with its conversion.
                 sql.exec("DELETE FROM journey", None)?;
                 self.close_journey_at(event.timestamp.millis())?;
@@ -675,7 +712,7 @@ impl Visitor {
         }
         if !body.webhooks.is_empty() && (!tier_changes.is_empty() || !converted.is_empty()) {
             for (i, change) in tier_changes.iter().enumerate() {
-                let id = format!("{}:{i}", fresh.first().map(|(e, _)| e.message_id.to_string()).unwrap_or_default());
+                let id = format!("{}:{i}", fresh.first().map(|(e, _, _)| e.message_id.to_string()).unwrap_or_default());
                 let note = webhooks::body("tier_changed", &body.site, &body.visitor, change.clone());
                 webhooks::enqueue(&sql, &body.webhooks, &id, "tier_changed", &note)?;
             }
@@ -830,12 +867,12 @@ impl Visitor {
         score: &microfunnel_core::scoring::Score,
         snapshot: &microfunnel_core::scoring::Snapshot,
         events: i64,
-        fresh: &[(Event, i64)],
+        fresh: &[(Event, i64, Source)],
     ) -> ApiResult<()> {
         let now = now_ms();
-        let first = fresh.iter().map(|(e, _)| e.timestamp.millis()).min().unwrap_or(now);
-        let last = fresh.iter().map(|(e, _)| e.timestamp.millis()).max().unwrap_or(now);
-        let user_id = fresh.iter().rev().find_map(|(e, _)| e.user_id.clone());
+        let first = fresh.iter().map(|(e, _, _)| e.timestamp.millis()).min().unwrap_or(now);
+        let last = fresh.iter().map(|(e, _, _)| e.timestamp.millis()).max().unwrap_or(now);
+        let user_id = fresh.iter().rev().find_map(|(e, _, _)| e.user_id.clone());
         let db = self.env.d1("DB")?;
         db.prepare(
             "INSERT INTO visitors (site_id, visitor_id, user_id, first_seen, last_seen, events, score_milli, tier, \
@@ -946,7 +983,7 @@ impl Visitor {
         let journey: Vec<HandedJourneyRow> =
             sql.exec("SELECT message_id, ts, channel FROM journey", None)?.to_array()?;
         let withdrawals: Vec<WithdrawalRow> =
-            sql.exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
+            sql.exec("SELECT at, consent, policy, device FROM withdrawals", None)?.to_array()?;
         let closed_at = self.closed_at()?;
         self.set_meta("merged_into", into)?;
         Ok(json!({"ledger": ledger, "journey": journey, "withdrawals": withdrawals, "closed_at": closed_at}))
@@ -1002,6 +1039,7 @@ impl Visitor {
                 SqlStorageValue::from(w.at as i64),
                 SqlStorageValue::from(w.consent.as_str()),
                 SqlStorageValue::from(w.policy.as_str()),
+                SqlStorageValue::from(w.device.clone()),
             ]
         });
         let inserts: [(&str, Vec<Vec<SqlStorageValue>>); 3] = [
@@ -1014,7 +1052,7 @@ impl Visitor {
                 "INSERT INTO journey (message_id, ts, channel) VALUES (?, ?, ?) ON CONFLICT(message_id) DO NOTHING",
                 journey.collect(),
             ),
-            ("INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)", withdrawals.collect()),
+            ("INSERT INTO withdrawals (at, consent, policy, device) VALUES (?, ?, ?, ?)", withdrawals.collect()),
         ];
         for (statement, rows) in inserts {
             for row in rows {
@@ -1044,13 +1082,18 @@ impl Visitor {
 
     fn withdrawals(&self) -> ApiResult<Vec<Withdrawal>> {
         let rows: Vec<WithdrawalRow> =
-            self.sql().exec("SELECT at, consent, policy FROM withdrawals", None)?.to_array()?;
+            self.sql().exec("SELECT at, consent, policy, device FROM withdrawals", None)?.to_array()?;
         let mut out = Vec::new();
         for r in rows {
             let stamp = serde_json::from_str::<Value>(&r.consent).ok().and_then(|v| ConsentStamp::parse(&v).ok());
             let policy = serde_json::from_str::<MinimisePolicy>(&r.policy).unwrap_or_default();
             if let Some(stamp) = stamp {
-                out.push(Withdrawal { at: r.at as i64, consent: Consent::from_stamp(&stamp), policy });
+                out.push(Withdrawal {
+                    at: r.at as i64,
+                    consent: Consent::from_stamp(&stamp),
+                    policy,
+                    device: r.device,
+                });
             }
         }
         Ok(out)
@@ -1068,12 +1111,25 @@ impl Visitor {
         let sql = self.sql();
         // Everything below until the D1 write runs with no await: no batch
         // for this visitor can interleave.
+        // One row per device (and one for the whole profile): a new
+        // withdrawal folds the earlier one in — the later instant, what both
+        // allow. Late events between the two are cut a little more than they
+        // had to be, never less, and the table stays bounded.
+        let earlier: Vec<Withdrawal> = self.withdrawals()?.into_iter().filter(|w| w.device == body.device).collect();
+        let mut kept_consent = consent;
+        let mut kept_at = body.at;
+        for w in &earlier {
+            kept_consent = kept_consent.and(w.consent);
+            kept_at = kept_at.max(w.at);
+        }
+        sql.exec("DELETE FROM withdrawals WHERE device IS ?", vec![SqlStorageValue::from(body.device.clone())])?;
         sql.exec(
-            "INSERT INTO withdrawals (at, consent, policy) VALUES (?, ?, ?)",
+            "INSERT INTO withdrawals (at, consent, policy, device) VALUES (?, ?, ?, ?)",
             vec![
-                SqlStorageValue::from(body.at),
-                SqlStorageValue::from(stamp.to_json().to_string()),
+                SqlStorageValue::from(kept_at),
+                SqlStorageValue::from(kept_consent.stamp().to_json().to_string()),
                 SqlStorageValue::from(body.policy.to_string()),
+                SqlStorageValue::from(body.device.clone()),
             ],
         )?;
         #[derive(Deserialize)]
@@ -1090,8 +1146,13 @@ impl Visitor {
             .to_array()?;
         let (mut kept, mut removed) = (0, 0);
         for r in rows {
-            let cut = Self::parse_row(&LedgerRow { payload: r.payload, channel: r.channel }, now)
-                .and_then(|e| consent::withdraw(e, &consent, &policy).event);
+            let Some(event) = Self::parse_row(&LedgerRow { payload: r.payload, channel: r.channel }, now) else {
+                continue;
+            };
+            if body.device.as_ref().is_some_and(|d| event.anonymous_id.as_ref() != Some(d)) {
+                continue;
+            }
+            let cut = consent::withdraw(event, &consent, &policy).event;
             match cut {
                 Some(e) => {
                     kept += 1;
@@ -1111,8 +1172,18 @@ impl Visitor {
             }
         }
         if !consent.allows(Purpose::Analytics) {
-            // No journey goes on without analytics, not even to close as a null path.
-            sql.exec("DELETE FROM journey", None)?;
+            // No journey goes on without analytics, not even to close as a
+            // null path: the whole journey, or this device's touches.
+            match &body.device {
+                None => sql.exec("DELETE FROM journey", None)?,
+                Some(_) => {
+                    let ids: Vec<String> = self.ledger_ids()?;
+                    sql.exec(
+                        "DELETE FROM journey WHERE message_id NOT IN (SELECT value FROM json_each(?))",
+                        vec![SqlStorageValue::from(serde_json::to_string(&ids)?)],
+                    )?
+                }
+            };
         }
         let (score, _) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
         self.schedule().await?;
@@ -1123,6 +1194,16 @@ impl Visitor {
             "kept": kept,
             "removed": removed,
         }))
+    }
+
+    /// The message ids left in the ledger.
+    fn ledger_ids(&self) -> ApiResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Id {
+            message_id: String,
+        }
+        let rows: Vec<Id> = self.sql().exec("SELECT message_id FROM ledger", None)?.to_array()?;
+        Ok(rows.into_iter().map(|r| r.message_id).collect())
     }
 
     async fn erase(&self) -> ApiResult<Value> {

@@ -4,13 +4,49 @@
 //! (`X-MF-Signature: t=<unix s>,v1=<hex HMAC-SHA256("<t>.<body>")>` under the
 //! site's signing secret), retried with exponential backoff (1 s × 4^n, five
 //! attempts), every attempt logged in D1 `webhook_deliveries`.
+//!
+//! A webhook cannot be aimed inside: https to a host name only (no IP
+//! literal, no loopback, private or link-local name; `http://localhost`
+//! only where `LOOPBACK_ORIGINS` is set), checked when configured and again
+//! before every delivery; redirects are not followed; each attempt is cut
+//! off after 10 s; a site sends at most `limits.webhooks_per_minute`
+//! deliveries a minute (the rest wait for the next window).
 
 use crate::auth::{hex, hmac_sha256};
 use crate::errors::ApiResult;
 use crate::sites::{Site, js_num, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, SqlStorage, SqlStorageValue, State};
+use worker::{
+    AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, SqlStorage,
+    SqlStorageValue, State,
+};
+
+/// How long one delivery attempt may take.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `u` may receive webhooks: see the module's header.
+pub fn allowed_url(u: &str, loopback_ok: bool) -> bool {
+    let Ok(url) = worker::Url::parse(u) else { return false };
+    let Some(host) = url.host() else { return false };
+    if u.len() > 2048 || !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let name = match host {
+        // An IP literal is refused whatever it is: public ones included, so
+        // no check of ranges (and their many spellings) is needed.
+        worker::url::Host::Ipv4(ip) => return loopback_ok && url.scheme() == "http" && ip.is_loopback(),
+        worker::url::Host::Ipv6(_) => return false,
+        worker::url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+    };
+    let local = name == "localhost" || name.ends_with(".localhost");
+    if local {
+        return loopback_ok && matches!(url.scheme(), "http" | "https");
+    }
+    let internal =
+        [".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp"].iter().any(|s| name.ends_with(s));
+    url.scheme() == "https" && name.contains('.') && !internal
+}
 
 pub const MAX_ATTEMPTS: i64 = 5;
 const BASE_DELAY_MS: i64 = 1_000;
@@ -67,9 +103,23 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
     if !due.is_empty() {
         let site = Site::load(env, site_id).await?;
         let db = env.d1("DB")?;
+        // The site's delivery budget for this minute: what it does not cover
+        // waits for the next window.
+        let (allowed, window_end) = crate::ratelimit::webhooks(env, &site, due.len()).await?;
+        let (due, later) = due.split_at(allowed.min(due.len()));
+        for item in later {
+            sql.exec(
+                "UPDATE outbox SET next_at = ? WHERE id = ?",
+                vec![SqlStorageValue::from(window_end), SqlStorageValue::from(item.id.as_str())],
+            )?;
+        }
         for item in due {
             let attempt = item.attempt as i64 + 1;
-            let (status, error) = send(&site, &item).await;
+            let (status, error) = if allowed_url(&item.url, site.loopback_ok) {
+                send(&site, item).await
+            } else {
+                (None, Some("the webhook URL is not allowed (https to a public host name only)".to_owned()))
+            };
             db.prepare(
                 "INSERT INTO webhook_deliveries (site_id, url, event, visitor_id, attempt, status, error, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -88,7 +138,7 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
             .await?;
             let delivered = status.is_some_and(|s| (200..300).contains(&s));
             if delivered || attempt >= MAX_ATTEMPTS {
-                sql.exec("DELETE FROM outbox WHERE id = ?", vec![SqlStorageValue::from(item.id)])?;
+                sql.exec("DELETE FROM outbox WHERE id = ?", vec![SqlStorageValue::from(item.id.as_str())])?;
             } else {
                 let delay = BASE_DELAY_MS.saturating_mul(4_i64.saturating_pow(u32::try_from(attempt - 1).unwrap_or(0)));
                 sql.exec(
@@ -96,7 +146,7 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
                     vec![
                         SqlStorageValue::from(attempt),
                         SqlStorageValue::from(now_ms() + delay),
-                        SqlStorageValue::from(item.id),
+                        SqlStorageValue::from(item.id.as_str()),
                     ],
                 )?;
             }
@@ -117,14 +167,27 @@ async fn send(site: &Site, item: &Outgoing) -> (Option<u16>, Option<String>) {
         return (None, Some("could not build the request".into()));
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(item.body.as_str().into()));
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(item.body.as_str().into()))
+        // A redirect is answered as it is (a 3xx: not delivered), never followed.
+        .with_redirect(RequestRedirect::Manual);
     let req = match Request::new_with_init(&item.url, &init) {
         Ok(r) => r,
         Err(e) => return (None, Some(e.to_string())),
     };
-    match Fetch::Request(req).send().await {
-        Ok(resp) => (Some(resp.status_code()), None),
-        Err(e) => (None, Some(e.to_string())),
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(req);
+    let sending = std::pin::pin!(fetch.send_with_signal(&signal));
+    let timer = std::pin::pin!(Delay::from(TIMEOUT));
+    match futures_util::future::select(sending, timer).await {
+        futures_util::future::Either::Left((Ok(resp), _)) => (Some(resp.status_code()), None),
+        futures_util::future::Either::Left((Err(e), _)) => (None, Some(e.to_string())),
+        futures_util::future::Either::Right(_) => {
+            controller.abort();
+            (None, Some("timed out after 10 s".to_owned()))
+        }
     }
 }
 

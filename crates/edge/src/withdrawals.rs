@@ -10,10 +10,15 @@
 //! batch) are cut down the same way. The raw `events` rows stay: they record
 //! what was collected while consent stood, under the site's retention.
 //!
+//! The endpoint is public, so a withdrawal reaches only what its sender can
+//! be trusted with: the events that device sent — or the whole profile when
+//! the device is linked to it by a verified identity (a server event or a
+//! signed identify). No one can wipe another person's profile with an id.
+//!
 //! Body: `{site, anonymousId, consent: {analytics, personalization,
-//! marketing, policy}, timestamp}`. Answers `{visitor, score, tier, kept,
-//! removed}`, or `{visitor: null}` when the collector holds nothing for that
-//! id.
+//! marketing, policy}, timestamp}`. Answers counts about the device's own
+//! events only: `{withdrawn, kept, removed}` (`withdrawn: false` when the
+//! collector holds nothing for that id).
 
 use crate::body;
 use crate::cors;
@@ -33,7 +38,7 @@ const MAX_BODY: usize = 4 * 1024;
 pub async fn post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     let origin = cors::origin(&req);
     let (result, site) = inner(req, &ctx.env).await;
-    cors::apply(reply(result)?, origin.as_deref(), site.as_ref())
+    cors::finish(&ctx.env, reply(result)?, origin.as_deref(), site.as_ref()).await
 }
 
 fn field<'a>(body: &'a serde_json::Map<String, Value>, name: &str) -> ApiResult<&'a Value> {
@@ -75,18 +80,23 @@ async fn inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Option<Site
         if at.millis() > now_ms().saturating_add(Limits::DEFAULT.max_future_ms) {
             return Err(ApiError::bad_request("invalid_withdrawal", "timestamp: must not be in the future"));
         }
-        ratelimit::check(env, &req, &site, 1).await?;
+        ratelimit::browser(env, &req, &site, 1).await?;
         let db = env.d1("DB")?;
         let row = db
-            .prepare("SELECT visitor_id FROM identities WHERE site_id = ?1 AND kind = 'anonymous' AND value = ?2")
+            .prepare(
+                "SELECT visitor_id, verified FROM identities WHERE site_id = ?1 AND kind = 'anonymous' AND value = ?2",
+            )
             .bind(&[site.id.as_str().into(), anon.as_str().into()])?
             .first::<Value>(None)
             .await?;
         let Some(visitor_id) = row.as_ref().and_then(|r| r.get("visitor_id")).and_then(Value::as_str) else {
-            return Ok(Response::from_json(&json!({"visitor": null}))?);
+            return Ok(Response::from_json(&json!({"withdrawn": false, "kept": 0, "removed": 0}))?);
         };
-        let out = visitor::withdraw(env, &site, visitor_id, &stamp, at).await?;
-        Ok(Response::from_json(&out)?)
+        let verified = row.as_ref().and_then(|r| r.get("verified")).and_then(Value::as_i64).unwrap_or(0) > 0;
+        let device = (!verified).then_some(anon.as_str());
+        let out = visitor::withdraw(env, &site, visitor_id, device, &stamp, at).await?;
+        let count = |k: &str| out.get(k).cloned().unwrap_or(json!(0));
+        Ok(Response::from_json(&json!({"withdrawn": true, "kept": count("kept"), "removed": count("removed")}))?)
     }
     .await;
     (result, site_out)
