@@ -351,6 +351,19 @@ impl Event {
     /// Validates untrusted JSON into an event. `now` is the receiver's clock,
     /// used for the skew rules.
     pub fn parse(raw: &Value, limits: &Limits, now: Timestamp) -> Res<Event> {
+        Event::parse_at(raw, limits, Some(now))
+    }
+
+    /// Reads back an event this system stored itself (a visitor's ledger):
+    /// every rule of [`Event::parse`] under [`Limits::DEFAULT`] except the
+    /// clock-skew and age rules, which held on arrival and must not depend on
+    /// how old the event is now.
+    pub fn from_stored(json: &Value) -> Res<Event> {
+        Event::parse_at(json, &Limits::DEFAULT, None)
+    }
+
+    /// `now: None` skips the timestamp's skew and age rules (trusted input).
+    fn parse_at(raw: &Value, limits: &Limits, now: Option<Timestamp>) -> Res<Event> {
         let Some(obj) = raw.as_object() else {
             return err("event", "must be a JSON object");
         };
@@ -396,11 +409,15 @@ impl Event {
             None => return err("timestamp", "is required"),
             Some(s) => Timestamp::parse(&s).map_err(|r| ValidationError::new("timestamp", r))?,
         };
-        if timestamp.since(now) > limits.max_future_ms {
+        if let Some(now) = now
+            && timestamp.since(now) > limits.max_future_ms
+        {
             let rule = cat(&["must not be more than ", &int(limits.max_future_ms / 1000), " s in the future"]);
             return err("timestamp", rule);
         }
-        if now.since(timestamp) > limits.max_age_ms {
+        if let Some(now) = now
+            && now.since(timestamp) > limits.max_age_ms
+        {
             let rule = cat(&[
                 "must not be more than ",
                 &int(limits.max_age_ms / Timestamp::MILLIS_PER_HOUR),
@@ -736,7 +753,27 @@ pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::MessageId;
+    use super::{Event, Limits, MessageId};
+    use crate::Timestamp;
+
+    #[test]
+    fn stored_events_are_read_without_the_clock_rules() {
+        let raw = serde_json::json!({
+            "type": "page",
+            "messageId": "6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5f",
+            "anonymousId": "a1",
+            "timestamp": "2001-01-01T00:00:00.000Z",
+        });
+        let now = Timestamp::parse("2026-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(Event::parse(&raw, &Limits::DEFAULT, now).unwrap_err().field, "timestamp");
+        let e = Event::from_stored(&raw).unwrap();
+        assert_eq!(e.timestamp, Timestamp::parse("2001-01-01T00:00:00.000Z").unwrap());
+        // Every other rule still holds.
+        let mut bad = raw.clone();
+        bad["event"] = "not on a page".into();
+        assert_eq!(Event::from_stored(&bad).unwrap_err().field, "event");
+        assert!(Event::from_stored(&serde_json::json!({"type": "page"})).is_err());
+    }
 
     #[test]
     fn message_ids_round_trip_in_lower_case() {

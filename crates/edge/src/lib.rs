@@ -20,6 +20,7 @@ mod health;
 mod ingest;
 mod ratelimit;
 mod reports;
+mod schema;
 mod site;
 mod sites;
 mod spend;

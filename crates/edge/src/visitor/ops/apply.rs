@@ -1,0 +1,214 @@
+//! New events: [`admit`] them to the ledger (cut down to any withdrawal the
+//! object knows of), [`Visitor::step`] every state change they cause (score,
+//! journey, sessions, conversions), then [`Visitor::publish`] the results (D1
+//! rows, webhooks, the alarm).
+
+use super::super::object::{Visitor, now_ts};
+use super::super::projection;
+use super::super::protocol::{AppliedEvent, ApplyReply, ApplyRequest};
+use super::super::store::{Store, Withdrawal, stored_event};
+use crate::conversions::{self, Pending};
+use crate::errors::{ApiError, ApiResult};
+use crate::ingest::Source;
+use crate::sites::ConversionDef;
+use crate::webhooks;
+use microfunnel_core::scoring::{Rules, Score, Snapshot};
+use microfunnel_core::{Event, EventType, Timestamp, consent};
+use serde_json::Value;
+
+/// A new touch after this much inactivity even on the same channel (GA4's
+/// session timeout).
+const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
+
+/// What [`Visitor::step`] changed, for [`Visitor::publish`].
+struct Stepped {
+    tier_changes: Vec<Value>,
+    pending: Vec<Pending>,
+    touched_sessions: Vec<String>,
+    score: Score,
+    snapshot: Snapshot,
+    events_total: i64,
+}
+
+impl Visitor {
+    pub(in super::super) async fn apply(&self, body: ApplyRequest) -> ApiResult<ApplyReply> {
+        // Schema ensured and forward checked by `fetch`.
+        let store = self.store();
+        let now = now_ts()?;
+        let rules = self.rules(&body.rules)?;
+        store.remember(&body.site, &body.visitor)?;
+        // The scorer must exist before new rows land, or a rebuild would
+        // count them and the incremental step would count them again.
+        self.with_scorer(&rules, |_| ())?;
+        let fresh = admit(&store, &store.withdrawals()?, &body.events, now)?;
+        let stepped = self.step(&store, &rules, &body, &fresh, now)?;
+        self.publish(&store, &body, fresh, stepped, now).await
+    }
+
+    /// Everything that changes this object's state for the new events, in
+    /// their order. Synchronous on purpose: concurrent requests for the
+    /// visitor cannot interleave inside it.
+    fn step(
+        &self,
+        store: &Store,
+        rules: &Rules,
+        body: &ApplyRequest,
+        fresh: &[(Event, i64, Source)],
+        now: Timestamp,
+    ) -> ApiResult<Stepped> {
+        let mut tier_changes = Vec::new();
+        let mut pending = Vec::new();
+        let mut touched_sessions: Vec<String> = Vec::new();
+        for (event, received_at, source) in fresh {
+            if let Some(change) = self.with_scorer(rules, |s| s.apply(event))? {
+                tier_changes.push(serde_json::to_value(change)?);
+            }
+            journey_step(store, event)?;
+            let session = session_step(store, event)?;
+            if !touched_sessions.contains(&session) {
+                touched_sessions.push(session);
+            }
+            if let Some(def) = conversion_def(&body.conversions, event) {
+                let touches: Vec<(String, i64)> =
+                    store.touches()?.into_iter().map(|t| (t.channel, t.ts as i64)).collect();
+                pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at, *source));
+                // The journey closes with its conversion.
+                store.clear_journey()?;
+                store.close_journey_at(event.timestamp.millis())?;
+            }
+        }
+        let (score, snapshot) = self.with_scorer(rules, |s| (s.score(now), s.snapshot()))?;
+        let events_total = store.ledger_count()?;
+        Ok(Stepped { tier_changes, pending, touched_sessions, score, snapshot, events_total })
+    }
+
+    /// The step's results outside the object's state: conversions and the
+    /// visitor's rows in D1 (idempotent), webhooks queued, the alarm set.
+    async fn publish(
+        &self,
+        store: &Store,
+        body: &ApplyRequest,
+        fresh: Vec<(Event, i64, Source)>,
+        stepped: Stepped,
+        now: Timestamp,
+    ) -> ApiResult<ApplyReply> {
+        let Stepped { tier_changes, pending, touched_sessions, score, snapshot, events_total } = stepped;
+        let mut converted = Vec::new();
+        for p in pending {
+            converted.push(conversions::store(&self.env, &body.site, p).await?);
+        }
+        if !body.webhooks.is_empty() && (!tier_changes.is_empty() || !converted.is_empty()) {
+            for (i, change) in tier_changes.iter().enumerate() {
+                let id = format!("{}:{i}", fresh.first().map(|(e, _, _)| e.message_id.to_string()).unwrap_or_default());
+                let note = webhooks::body("tier_changed", &body.site, &body.visitor, change.clone());
+                webhooks::enqueue(store.sql(), &body.webhooks, &id, "tier_changed", &note)?;
+            }
+            for c in &converted {
+                let id = c.get("message_id").and_then(Value::as_str).unwrap_or_default();
+                let note = webhooks::body("conversion", &body.site, &body.visitor, c.clone());
+                webhooks::enqueue(store.sql(), &body.webhooks, id, "conversion", &note)?;
+            }
+        }
+        if let Some(t) = body.journey_timeout_ms {
+            store.set_journey_expiry(now.millis().saturating_add(t))?;
+        }
+        self.schedule().await?;
+        let sessions = store.sessions(&touched_sessions)?;
+        projection::save_summary(&self.env, &body.site, &body.visitor, &score, &snapshot, events_total, &fresh).await?;
+        projection::save_sessions(&self.env, &body.site, &body.visitor, &sessions).await?;
+        Ok(ApplyReply {
+            visitor: body.visitor.clone(),
+            score: score.score.to_json(),
+            tier: score.tier,
+            new: fresh.len(),
+            tier_changes,
+            conversions: converted,
+        })
+    }
+}
+
+/// Adds the events the ledger does not have yet, each cut down to the
+/// withdrawals made after it was captured (by the core) or left out. Answers
+/// the new ones with when they were received and who sent them, in scoring
+/// order.
+fn admit(
+    store: &Store,
+    withdrawals: &[Withdrawal],
+    events: &[AppliedEvent],
+    now: Timestamp,
+) -> ApiResult<Vec<(Event, i64, Source)>> {
+    let mut fresh: Vec<(Event, i64, Source)> = Vec::new();
+    for item in events {
+        let received_at = item.received_at.unwrap_or_else(|| now.millis());
+        // Only what the Worker authenticated is a server's.
+        let source = if item.source.as_deref() == Some("server") { Source::Server } else { Source::Browser };
+        let Ok(event) = stored_event(&item.payload, item.channel.as_deref()) else {
+            return Err(ApiError::bad_request("invalid_apply", "an event payload does not parse"));
+        };
+        let later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.reaches(&event)).collect();
+        let (event, payload, channel) = if later.is_empty() {
+            (event, item.payload.clone(), item.channel.clone())
+        } else {
+            let mut cut = Some(event);
+            for w in later {
+                cut = cut.and_then(|e| consent::withdraw(e, &w.consent, &w.policy).event);
+            }
+            let Some(e) = cut else { continue };
+            let payload = serde_json::to_string(&e)?;
+            let channel = e.channel.as_ref().map(|c| c.name().to_owned());
+            (e, payload, channel)
+        };
+        if store.insert_ledger(&event, received_at, channel, &payload)? {
+            fresh.push((event, received_at, source));
+        }
+    }
+    fresh.sort_by_key(|(e, _, _)| (e.timestamp, e.message_id));
+    Ok(fresh)
+}
+
+fn conversion_def<'a>(defs: &'a [ConversionDef], e: &Event) -> Option<&'a ConversionDef> {
+    if e.kind != EventType::Track {
+        return None;
+    }
+    let name = e.event.as_deref()?;
+    defs.iter().find(|d| d.event == name)
+}
+
+/// Journey: a touch per page view (or declared offline channel) whose
+/// channel differs from the last touch's, or after a session gap.
+fn journey_step(store: &Store, event: &Event) -> ApiResult<()> {
+    let declared = event.context.channel.is_some();
+    if event.kind != EventType::Page && !declared {
+        return Ok(());
+    }
+    let Some(channel) = event.channel.as_ref().map(|c| c.name().to_owned()) else { return Ok(()) };
+    let ts = event.timestamp.millis();
+    if store.closed_at()?.is_some_and(|c| ts <= c) {
+        return Ok(());
+    }
+    let new_touch = match store.last_touch()? {
+        None => true,
+        Some(t) => declared || t.channel != channel || ts - (t.ts as i64) >= SESSION_GAP_MS,
+    };
+    if new_touch {
+        store.insert_touch(&event.message_id.to_string(), ts, &channel)?;
+    }
+    Ok(())
+}
+
+/// Sessions: an event within `SESSION_GAP_MS` of the latest session that
+/// started before it extends that session; otherwise it starts one. Returns
+/// the session's id.
+fn session_step(store: &Store, event: &Event) -> ApiResult<String> {
+    let ts = event.timestamp.millis();
+    if let Some(s) = store.session_before(ts)?
+        && ts - (s.ended_at as i64) < SESSION_GAP_MS
+    {
+        store.extend_session(&s.session_id, ts)?;
+        return Ok(s.session_id);
+    }
+    let id = event.message_id.to_string();
+    let channel = event.channel.as_ref().map(|c| c.name().to_owned());
+    store.start_session(&id, ts, channel, event.context.page.path.clone())?;
+    Ok(id)
+}

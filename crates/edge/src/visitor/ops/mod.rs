@@ -1,0 +1,58 @@
+//! What the object does for each request. Its changes to the object's state
+//! come before its first await (see the invariants in `visitor`), so two
+//! requests for the same visitor cannot interleave there; the awaits that
+//! follow write idempotent D1 rows and set the alarm.
+
+mod apply;
+mod merge;
+mod withdraw;
+
+use super::object::{Visitor, now_ts};
+use super::projection;
+use super::protocol::{EraseReply, ExportReply};
+use crate::errors::ApiResult;
+use microfunnel_core::Timestamp;
+use microfunnel_core::scoring::{Rules, Score};
+use serde_json::Value;
+
+impl Visitor {
+    pub(super) fn score(&self, rules: &Value) -> ApiResult<Value> {
+        // Schema ensured and forward checked by `fetch`.
+        let rules = self.rules(rules)?;
+        let now = now_ts()?;
+        let score = self.with_scorer(&rules, |s| s.score(now))?;
+        Ok(serde_json::to_value(score)?)
+    }
+
+    pub(super) fn export(&self) -> ApiResult<ExportReply> {
+        let store = self.store();
+        store.ensure_schema()?;
+        Ok(ExportReply {
+            ledger: store.export_ledger()?,
+            journey: store.export_journey()?,
+            withdrawals: store.export_withdrawals()?,
+            merged_into: store.forward()?,
+        })
+    }
+
+    pub(super) async fn erase(&self) -> ApiResult<EraseReply> {
+        let store = self.store();
+        let erased_events = store.ensure_schema().and_then(|()| store.ledger_count()).unwrap_or(0);
+        let merged_from = store.merged_from().unwrap_or_default();
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        self.drop_scorer();
+        Ok(EraseReply { erased_events, merged_from })
+    }
+
+    /// After the ledger changed other than by new events (a withdrawal, a
+    /// merge): the scorer is rebuilt over the whole ledger and the visitor's
+    /// row gets the new score, tier, drivers and event count.
+    async fn rescore(&self, site: &str, visitor: &str, rules: &Rules, now: Timestamp) -> ApiResult<(Score, i64)> {
+        self.drop_scorer();
+        let (score, snapshot) = self.with_scorer(rules, |s| (s.score(now), s.snapshot()))?;
+        let events = self.store().ledger_count()?;
+        projection::save_rescore(&self.env, site, visitor, &score, &snapshot, events).await?;
+        Ok((score, events))
+    }
+}
