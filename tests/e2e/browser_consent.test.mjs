@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { d1, q, launchChromium, until, goto } from './lib.mjs';
 
 const base = process.env.MF_BASE_URL;
@@ -41,7 +41,7 @@ async function open({ gpc = false, local = false } = {}) {
   const batches = [];
   page.on('request', (r) => {
     requests.push({ method: r.method(), url: r.url() });
-    if (r.url().endsWith('/v1/batch')) {
+    if (new URL(r.url()).pathname === '/v1/batch') {
       batches.push({ type: r.headers()['content-type'], body: JSON.parse(r.postData() ?? 'null') });
     }
   });
@@ -224,7 +224,7 @@ async function collector() {
     let text = '';
     req.on('data', (c) => (text += c));
     req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/batch') bodies.push(JSON.parse(text));
+      if (req.method === 'POST' && req.url.split('?')[0] === '/v1/batch') bodies.push(JSON.parse(text));
       res.writeHead(req.method === 'POST' ? 200 : 404, { 'access-control-allow-origin': '*', 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -468,7 +468,7 @@ test('CTA impressions: "CTA Viewed" once per visible CTA per page view with anal
   await p.page.evaluate(() => mf('consent', { personalization: true }));
   await until(async () => (await p.page.evaluate(() => mf('_state')))?.tier === 'cold');
   await p.page.waitForTimeout(2500);
-  assert.equal(p.requests.some((r) => r.url.endsWith('/v1/batch')), false);
+  assert.equal(p.requests.some((r) => new URL(r.url).pathname === '/v1/batch'), false);
   await p.context.close();
 });
 
@@ -538,10 +538,10 @@ test('personalization granted later on the same page: the site config is fetched
 test('a withdrawal tells the collector (one beacon to /v1/consent): the lead loses its score, then its ledger', async () => {
   const { context, page, requests } = await open();
   const row = (anon) => d1(`SELECT events, score_milli, drivers FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
-  const beacons = () => requests.filter((r) => r.method === 'POST' && r.url.endsWith('/v1/consent'));
+  const beacons = () => requests.filter((r) => r.method === 'POST' && new URL(r.url).pathname === '/v1/consent');
   await goto(page, base + '/demo/tarifs/');
   await page.evaluate(() => mf('consent', 'grant-all'));
-  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => new URL(r.url).pathname === '/v1/batch'));
   const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
   await until(() => row(anon)?.score_milli > 0, 15000);
   assert.equal(beacons().length, 0, 'nothing is sent to /v1/consent on a grant');
@@ -562,10 +562,10 @@ test('a withdrawal made offline reaches the collector once the browser is back o
   const { context, page, requests } = await open();
   const row = (anon) => d1(`SELECT score_milli FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
   const answered = [];
-  page.on('response', (r) => r.url().endsWith('/v1/consent') && answered.push(r.status()));
+  page.on('response', (r) => new URL(r.url()).pathname === '/v1/consent' && answered.push(r.status()));
   await goto(page, base + '/demo/tarifs/');
   await page.evaluate(() => mf('consent', 'grant-all'));
-  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => r.url.endsWith('/v1/batch')));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => new URL(r.url).pathname === '/v1/batch'));
   const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
   await until(() => row(anon)?.score_milli > 0, 15000);
 
@@ -588,7 +588,7 @@ test('a withdrawal made offline reaches the collector once the browser is back o
 });
 
 test('identify: the e-mail leaves the device, and is queued on it, only as its hash; the user id rides on later events; the edge links both', async () => {
-  const { context, page, batches } = await open();
+  const { context, page, batches, requests } = await open();
   const bodies = [];
   page.on('request', (r) => {
     const b = r.postData();
@@ -600,10 +600,12 @@ test('identify: the e-mail leaves the device, and is queued on it, only as its h
   await goto(page, `${base}/demo/`);
   await page.evaluate(() => mf('consent', { analytics: true, personalization: true }));
   await page.waitForFunction(() => mf('_state')?.active === true);
-  await page.evaluate(([user, tag]) => {
-    mf('identify', user, { email: `  Jane.${tag.toUpperCase()}@Example.COM `, plan: 'conseil' });
+  // The site's backend signed the user id (the demo's identity secret is public, local only).
+  const signature = createHmac('sha256', 'mfis_demo_local_only').update(user).digest('hex');
+  await page.evaluate(([user, tag, signature]) => {
+    mf('identify', user, { email: `  Jane.${tag.toUpperCase()}@Example.COM `, plan: 'conseil' }, { signature });
     mf('track', 'Newsletter Signup', { list: 'droit-famille' });
-  }, [user, tag]);
+  }, [user, tag, signature]);
   // On the device, once the queue is written: the hash, never the address.
   await until(() => page.evaluate(() => (localStorage.getItem('mf_demo_q') ?? '').includes('email_sha256')));
   const device = await page.evaluate(() => Object.values(localStorage).join('\n') + Object.values(sessionStorage).join('\n'));
@@ -616,13 +618,17 @@ test('identify: the e-mail leaves the device, and is queued on it, only as its h
   const identify = evs.find((e) => e.type === 'identify');
   assert.equal(identify.userId, user);
   assert.deepEqual(identify.traits, { email_sha256: hash, plan: 'conseil' });
+  assert.equal(identify.identitySignature, signature, 'the signature rides on the identify');
+  assert.ok(requests.filter((r) => new URL(r.url).pathname === '/v1/batch').every((r) => new URL(r.url).searchParams.get('site') === 'demo'), 'the site in the URL too');
   assert.equal(evs.find((e) => e.event === 'Newsletter Signup').userId, user, 'later events carry the user id');
   assert.ok(bodies.length > 0);
   for (const b of bodies) assert.doesNotMatch(b, /example\.com/i, 'no request carries the address');
 
-  // The collector linked the user id and the hash to the same visitor.
-  const links = d1(`SELECT kind, value FROM identities WHERE site_id = 'demo' AND visitor_id =
+  // The collector linked the (proven) user id and the (claimed) hash to the same visitor, and kept no signature.
+  const links = d1(`SELECT kind, value, verified FROM identities WHERE site_id = 'demo' AND visitor_id =
     (SELECT visitor_id FROM identities WHERE site_id = 'demo' AND kind = 'user' AND value = ${q(user)})`);
-  assert.ok(links.some((l) => l.kind === 'email_sha256' && l.value === hash), JSON.stringify(links));
+  assert.ok(links.some((l) => l.kind === 'user' && l.verified === 1), JSON.stringify(links));
+  assert.ok(links.some((l) => l.kind === 'email_claim' && l.value === hash), JSON.stringify(links));
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = 'demo' AND instr(payload, ${q(signature)}) > 0`)[0].n, 0);
   await context.close();
 });

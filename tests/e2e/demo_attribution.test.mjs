@@ -36,7 +36,7 @@ test('a conversion on the demo site is attributed in the report within one secon
     document.getElementById('book-consultation').addEventListener('click', (e) => e.preventDefault()),
   );
   const delivered = page.waitForResponse(
-    (r) => r.url().endsWith('/v1/batch') && (r.request().postData() ?? '').includes('"Book Clicked"'),
+    (r) => new URL(r.url()).pathname === '/v1/batch' && (r.request().postData() ?? '').includes('"Book Clicked"'),
     { timeout: 15000 },
   );
   await page.click('#book-consultation');

@@ -53,6 +53,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/sites/:site/secrets/rotate", sites::rotate_secret)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
+        .post_async("/v1/subjects/export", subjects::export_post)
+        .post_async("/v1/subjects/erase", subjects::erase_post)
         .get_async("/v1/subjects/:id", subjects::export)
         .delete_async("/v1/subjects/:id", subjects::erase)
         .get_async("/v1/subjects/:id/score", subjects::score)

@@ -4,7 +4,14 @@
 //! erases them from every table and from their Durable Objects.
 //!
 //! A subject id is an anonymousId, a userId, a visitor id, or `email:<address>`
-//! (matched by its SHA-256). It resolves to every visitor linked to it.
+//! (matched by its SHA-256). It resolves to every visitor linked to it —
+//! unproven claims of that id included, so an erasure reaches them too.
+//! `POST /v1/subjects/export` and `POST /v1/subjects/erase` take `{site, id}`
+//! in the body instead, so an address never sits in a URL (and in the logs
+//! that keep URLs).
+//!
+//! Erasure goes objects first, then D1: an object erase repeats harmlessly,
+//! and while the D1 rows stand a retry still finds every object to erase.
 
 use crate::auth::require_admin;
 use crate::errors::{ApiError, ApiResult, reply};
@@ -30,7 +37,28 @@ async fn resolve(req: &Request, env: &Env, raw_id: &str) -> ApiResult<Subject> {
     let Some(site_id) = site_id else {
         return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
     };
-    let site = Site::load(env, &site_id).await?;
+    resolve_in(env, &site_id, raw_id).await
+}
+
+/// `{site, id}` from a POST body (admin).
+async fn resolve_body(mut req: Request, env: &Env) -> ApiResult<(Subject, String)> {
+    require_admin(&req, env)?;
+    crate::body::check_json_media_type(&req)?;
+    let text = crate::body::read_limited(&mut req, 2048).await?;
+    let Value::Object(b) = crate::body::parse_json(&text)? else {
+        return Err(ApiError::bad_request("invalid_subject", "the body must be a JSON object {site, id}"));
+    };
+    if let Some(k) = b.keys().find(|k| !matches!(k.as_str(), "site" | "id")) {
+        return Err(ApiError::bad_request("invalid_subject", format!("{k}: unknown field")));
+    }
+    let (Some(Value::String(site)), Some(Value::String(id))) = (b.get("site"), b.get("id")) else {
+        return Err(ApiError::bad_request("invalid_subject", "site and id: both are required strings"));
+    };
+    Ok((resolve_in(env, site, id).await?, id.clone()))
+}
+
+async fn resolve_in(env: &Env, site_id: &str, raw_id: &str) -> ApiResult<Subject> {
+    let site = Site::load(env, site_id).await?;
     if raw_id.is_empty() || raw_id.len() > 320 {
         return Err(ApiError::bad_request("invalid_subject", "the subject id must be 1 to 320 bytes"));
     }
@@ -93,7 +121,21 @@ pub async fn export(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn export_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
-    let s = resolve(req, env, id).await?;
+    export_subject(env, resolve(req, env, id).await?, id).await
+}
+
+/// `POST /v1/subjects/export {site, id}`.
+pub async fn export_post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(
+        async {
+            let (s, id) = resolve_body(req, &ctx.env).await?;
+            export_subject(&ctx.env, s, &id).await
+        }
+        .await,
+    )
+}
+
+async fn export_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
     let db = env.d1("DB")?;
     let ids = serde_json::to_string(&s.ids)?;
     let vis = serde_json::to_string(&s.visitors)?;
@@ -151,7 +193,21 @@ pub async fn erase(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn erase_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
-    let s = resolve(req, env, id).await?;
+    erase_subject(env, resolve(req, env, id).await?, id).await
+}
+
+/// `POST /v1/subjects/erase {site, id}`.
+pub async fn erase_post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(
+        async {
+            let (s, id) = resolve_body(req, &ctx.env).await?;
+            erase_subject(&ctx.env, s, &id).await
+        }
+        .await,
+    )
+}
+
+async fn erase_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
     let db = env.d1("DB")?;
     let site = s.site.id.as_str();
     let ids = serde_json::to_string(&s.ids)?;
@@ -171,14 +227,15 @@ async fn erase_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> 
             .bind(&[site.into(), vis.as_str().into()])?,
         );
     }
+    // Objects first (see the module's header), then every D1 row at once.
+    let mut objects = 0;
+    for v in &s.visitors {
+        objects += visitor::erase(env, site, v).await?;
+    }
     let results = db.batch(statements).await?;
     let mut deleted = serde_json::Map::new();
     for (table, r) in std::iter::once(&"events").chain(VISITOR_TABLES).zip(&results) {
         deleted.insert((*table).into(), json!(r.meta()?.and_then(|m| m.changes).unwrap_or(0)));
-    }
-    let mut objects = 0;
-    for v in &s.visitors {
-        objects += visitor::erase(env, site, v).await?;
     }
     Ok(Response::from_json(&json!({"site": site, "subject": id, "deleted": deleted, "visitor_objects": objects}))?)
 }

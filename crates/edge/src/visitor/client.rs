@@ -3,7 +3,7 @@
 
 use super::protocol::{
     AppliedEvent, ApplyRequest, Call, EraseRequest, ExportRequest, HandoverReply, HandoverRequest, ImportRequest,
-    Reply, RetireRequest, ScoreRequest, WithdrawRequest,
+    Reply, RetireRequest, ScoreRequest, SweepReply, SweepRequest, WithdrawRequest,
 };
 use crate::errors::{ApiError, ApiResult};
 use crate::schema::VISITOR_KEYED;
@@ -224,6 +224,11 @@ async fn rekey(env: &Env, site: &str, from: &str, into: &str) -> ApiResult<()> {
     statements.push(db.prepare("DELETE FROM visitors WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
     db.batch(statements).await?;
     Ok(())
+}
+
+/// Retention in the visitor's object (see `cron`).
+pub async fn sweep(env: &Env, site: &str, visitor: &str, before: i64) -> ApiResult<SweepReply> {
+    call_here(env, site, visitor, &SweepRequest { before }).await
 }
 
 /// The object's state for a subject access request.

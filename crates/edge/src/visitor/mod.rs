@@ -30,5 +30,5 @@ mod projection;
 mod protocol;
 mod store;
 
-pub use client::{apply, erase, export, merge, score, withdraw};
+pub use client::{apply, erase, export, merge, score, sweep, withdraw};
 pub use object::Visitor;

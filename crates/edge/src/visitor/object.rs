@@ -3,7 +3,7 @@
 //! and closes an expired journey.
 
 use super::protocol::{
-    ApplyRequest, Call, HandoverRequest, ImportRequest, Reply, Route, ScoreRequest, WithdrawRequest,
+    ApplyRequest, Call, HandoverRequest, ImportRequest, Reply, Route, ScoreRequest, SweepRequest, WithdrawRequest,
 };
 use super::store::{MetaKey, Store};
 use crate::conversions;
@@ -81,6 +81,10 @@ impl DurableObject for Visitor {
             Route::Retire => encode(self.retire().await.map(Reply::Done)),
             Route::Export => encode(self.export().map(Reply::Done)),
             Route::Erase => encode(self.erase().await.map(Reply::Done)),
+            Route::Sweep => match decode::<SweepRequest>(&mut req).await {
+                Ok(body) => encode(self.sweep(body.before).await.map(Reply::Done)),
+                Err(e) => Err(e),
+            },
         };
         crate::errors::reply(result)
     }

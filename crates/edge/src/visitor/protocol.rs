@@ -21,10 +21,11 @@ pub enum Route {
     Retire,
     Export,
     Erase,
+    Sweep,
 }
 
 impl Route {
-    const ALL: [Route; 8] = [
+    const ALL: [Route; 9] = [
         Route::Apply,
         Route::Score,
         Route::Withdraw,
@@ -33,6 +34,7 @@ impl Route {
         Route::Retire,
         Route::Export,
         Route::Erase,
+        Route::Sweep,
     ];
 
     pub fn method(self) -> Method {
@@ -53,6 +55,7 @@ impl Route {
             Route::Retire => "/retire",
             Route::Export => "/export",
             Route::Erase => "/",
+            Route::Sweep => "/sweep",
         }
     }
 
@@ -75,7 +78,7 @@ impl Route {
             Route::Withdraw => "invalid_withdraw",
             Route::Handover => "invalid_handover",
             Route::Import => "invalid_import",
-            Route::Retire | Route::Export | Route::Erase => "invalid_request",
+            Route::Retire | Route::Export | Route::Erase | Route::Sweep => "invalid_request",
         }
     }
 }
@@ -316,6 +319,26 @@ impl Call for EraseRequest {
     const ROUTE: Route = Route::Erase;
     const HAS_BODY: bool = false;
     type Reply = EraseReply;
+}
+
+/// Retention: every row about an instant before `before` (milliseconds) goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRequest {
+    pub before: i64,
+}
+
+/// `dropped`: nothing was left, and the object deleted itself; otherwise
+/// `oldest` is its earliest remaining event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReply {
+    pub removed: i64,
+    pub dropped: bool,
+    pub oldest: Option<i64>,
+}
+
+impl Call for SweepRequest {
+    const ROUTE: Route = Route::Sweep;
+    type Reply = SweepReply;
 }
 
 #[cfg(test)]

@@ -329,6 +329,43 @@ impl Store {
         Ok(())
     }
 
+    /// Retention: every ledger, journey and session row about an instant
+    /// before `before`. Answers how many ledger rows went.
+    pub fn delete_before(&self, before: i64) -> ApiResult<i64> {
+        let removed = self.sql.exec("DELETE FROM ledger WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
+        let _ = removed.to_array::<Value>();
+        let n = i64::try_from(removed.rows_written()).unwrap_or(0);
+        self.sql.exec("DELETE FROM journey WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
+        self.sql.exec("DELETE FROM sessions WHERE ended_at < ?", vec![SqlStorageValue::from(before)])?;
+        Ok(n)
+    }
+
+    /// Nothing left worth keeping: no ledger, journey or pending webhook.
+    pub fn is_empty(&self) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let rows: Vec<N> = self
+            .sql
+            .exec(
+                "SELECT (SELECT COUNT(*) FROM ledger) + (SELECT COUNT(*) FROM journey) + (SELECT COUNT(*) FROM outbox) AS n",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.first().is_none_or(|r| r.n == 0.0))
+    }
+
+    /// The earliest event the ledger still holds.
+    pub fn oldest_event(&self) -> ApiResult<Option<i64>> {
+        #[derive(Deserialize)]
+        struct T {
+            ts: Option<f64>,
+        }
+        let rows: Vec<T> = self.sql.exec("SELECT MIN(ts) AS ts FROM ledger", None)?.to_array()?;
+        Ok(rows.first().and_then(|t| t.ts).map(|t| t as i64))
+    }
+
     /// Journey touches whose event left the ledger.
     pub fn drop_orphan_touches(&self) -> ApiResult<()> {
         self.sql.exec("DELETE FROM journey WHERE message_id NOT IN (SELECT message_id FROM ledger)", None)?;

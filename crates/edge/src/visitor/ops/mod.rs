@@ -9,7 +9,7 @@ mod withdraw;
 
 use super::object::{Visitor, now_ts};
 use super::projection;
-use super::protocol::{EraseReply, ExportReply};
+use super::protocol::{EraseReply, ExportReply, SweepReply};
 use crate::errors::ApiResult;
 use microfunnel_core::Timestamp;
 use microfunnel_core::scoring::{Rules, Score};
@@ -33,6 +33,24 @@ impl Visitor {
             withdrawals: store.export_withdrawals()?,
             merged_into: store.forward()?,
         })
+    }
+
+    /// Retention: ledger, journey and session rows before `before` go; an
+    /// object left with nothing (no rows, no pending webhook) deletes itself.
+    /// The score is rebuilt over what is left at the next request.
+    pub(super) async fn sweep(&self, before: i64) -> ApiResult<SweepReply> {
+        let store = self.store();
+        store.ensure_schema()?;
+        let removed = store.delete_before(before)?;
+        if removed > 0 {
+            self.drop_scorer();
+        }
+        if store.is_empty()? {
+            self.state.storage().delete_alarm().await?;
+            self.state.storage().delete_all().await?;
+            return Ok(SweepReply { removed, dropped: true, oldest: None });
+        }
+        Ok(SweepReply { removed, dropped: false, oldest: store.oldest_event()? })
     }
 
     pub(super) async fn erase(&self) -> ApiResult<EraseReply> {
