@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, createSite as makeSite } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, createSite as makeSite, expectError } from './lib.mjs';
 
 const ORIGIN = 'https://shop.example';
 const createSite = (extra = {}) => makeSite('t', { origins: [ORIGIN], ...extra });
@@ -30,13 +30,6 @@ function send(site, batch, { origin = ORIGIN, type = 'text/plain', ua, raw } = {
   return fetch(`${base}/v1/batch`, { method: 'POST', headers, body: raw ?? JSON.stringify({ site, batch }) });
 }
 
-async function expectError(res, status, code) {
-  const body = await res.json();
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(typeof body.error?.message, 'string', JSON.stringify(body));
-  if (code) assert.equal(body.error.code, code, JSON.stringify(body));
-  return body;
-}
 
 test('a valid batch is stored once, with CORS for the site origin and no IP', async () => {
   const site = await createSite();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite, signIdentity, emailKey } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite, signIdentity, emailKey, expectError } from './lib.mjs';
 
 const ORIGIN = 'https://firm.example';
 const createSite = (extra = {}) =>
@@ -25,13 +25,6 @@ const server = (site, batch, headers = {}) =>
   fetch(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ site, batch }) });
 const bearer = (key) => ({ authorization: `Bearer ${key}` });
 
-async function expectError(res, status, code) {
-  const body = await res.json();
-  assert.equal(res.status, status, JSON.stringify(body));
-  assert.equal(typeof body.error?.message, 'string');
-  if (code) assert.equal(body.error.code, code, JSON.stringify(body));
-  return body;
-}
 
 test('server events: Bearer server key accepted; missing → 401, wrong → 403, nothing stored', async () => {
   const site = await createSite();

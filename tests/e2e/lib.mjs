@@ -87,6 +87,15 @@ export function launchChromium(extraArgs = []) {
   });
 }
 
+/** Asserts an error answer: its status, the error shape, and its code. Answers the body. */
+export async function expectError(res, status, code) {
+  const body = await res.json();
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.equal(typeof body.error?.message, 'string', JSON.stringify(body));
+  if (code) assert.equal(body.error.code, code, JSON.stringify(body));
+  return body;
+}
+
 /** Waits until `pred()` holds, or fails after `ms`. */
 export async function until(pred, ms = 6000) {
   const end = Date.now() + ms;

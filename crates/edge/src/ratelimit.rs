@@ -78,36 +78,61 @@ fn client_ip(req: &Request) -> String {
     req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".to_owned())
 }
 
+fn events(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Charges a browser request: its address, then its `valid` events.
 pub async fn browser(env: &Env, req: &Request, site: &Site, valid: usize) -> ApiResult<()> {
     let now = now_ms();
-    let address = ip_hash(env, &client_ip(req), now.div_euclid(86_400_000))?;
     let limits = &site.config.limits;
-    charge(env, site, Some(address), limits.ip_per_minute, Budget::Browser, limits.site_per_minute, valid, now).await
+    let charge = Charge {
+        address: Some(ip_hash(env, &client_ip(req), now.div_euclid(86_400_000))?),
+        address_limit: limits.ip_per_minute,
+        budget: Budget::Browser,
+        budget_limit: limits.site_per_minute,
+        events: events(valid),
+        now,
+    };
+    enforce(env, site, &charge).await
 }
 
 /// Charges an authenticated server request's `valid` events to the site's
 /// server budget.
 pub async fn server(env: &Env, site: &Site, valid: usize) -> ApiResult<()> {
-    let limits = &site.config.limits;
-    charge(env, site, None, 0, Budget::Server, limits.server_per_minute, valid, now_ms()).await
+    let charge = Charge {
+        address: None,
+        address_limit: 0,
+        budget: Budget::Server,
+        budget_limit: site.config.limits.server_per_minute,
+        events: events(valid),
+        now: now_ms(),
+    };
+    enforce(env, site, &charge).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn ask(
-    env: &Env,
-    site: &Site,
-    address: Option<String>,
-    address_limit: i64,
-    budget: Budget,
-    budget_limit: i64,
-    valid: usize,
-    now: i64,
-) -> ApiResult<Verdict> {
-    let body =
-        Charge { address, address_limit, budget, budget_limit, events: i64::try_from(valid).unwrap_or(i64::MAX), now };
+/// How many of `n` due webhook deliveries the site may send now, and when
+/// the window ends (when the rest may go).
+pub async fn webhooks(env: &Env, site: &Site, n: usize) -> ApiResult<(usize, i64)> {
+    let charge = Charge {
+        address: None,
+        address_limit: 0,
+        budget: Budget::Webhooks,
+        budget_limit: site.config.limits.webhooks_per_minute,
+        events: events(n),
+        now: now_ms(),
+    };
+    match ask(env, site, &charge).await? {
+        Verdict::Granted { n, window_end } => Ok((usize::try_from(n).unwrap_or(0), window_end)),
+        Verdict::Ok => Ok((n, charge.now)),
+        Verdict::Over { window_end, .. } => Ok((0, window_end)),
+    }
+}
+
+/// The site's limiter's verdict on one charge.
+async fn ask(env: &Env, site: &Site, charge: &Charge) -> ApiResult<Verdict> {
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&serde_json::to_string(&body)?)));
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&serde_json::to_string(charge)?)));
     let req = Request::new_with_init("https://limiter/charge", &init)?;
     let stub = env.durable_object("LIMITER")?.id_from_name(&site.id)?.get_stub()?;
     let mut resp = stub.fetch_with_request(req).await?;
@@ -120,29 +145,9 @@ async fn ask(
     }
 }
 
-/// How many of `n` due webhook deliveries the site may send now, and when
-/// the window ends (when the rest may go).
-pub async fn webhooks(env: &Env, site: &Site, n: usize) -> ApiResult<(usize, i64)> {
-    let limit = site.config.limits.webhooks_per_minute;
-    match ask(env, site, None, 0, Budget::Webhooks, limit, n, now_ms()).await? {
-        Verdict::Granted { n, window_end } => Ok((usize::try_from(n).unwrap_or(0), window_end)),
-        Verdict::Ok => Ok((n, now_ms())),
-        Verdict::Over { window_end, .. } => Ok((0, window_end)),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn charge(
-    env: &Env,
-    site: &Site,
-    address: Option<String>,
-    address_limit: i64,
-    budget: Budget,
-    budget_limit: i64,
-    valid: usize,
-    now: i64,
-) -> ApiResult<()> {
-    match ask(env, site, address, address_limit, budget, budget_limit, valid, now).await? {
+/// A charge over its limit is a 429 with `Retry-After`.
+async fn enforce(env: &Env, site: &Site, charge: &Charge) -> ApiResult<()> {
+    match ask(env, site, charge).await? {
         Verdict::Ok | Verdict::Granted { .. } => Ok(()),
         Verdict::Over { what, window_end } => {
             let what = match what {
