@@ -170,6 +170,44 @@ test('F1: a device linked without a verified identity withdraws only what it sen
   assert.deepEqual(await ledger(site.id, v.anon), []);
 });
 
+test('F14: an address written anywhere — traits in any case, nested properties, path, title, a userId — is never stored; the User-Agent is kept as its family', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const tag = randomUUID().slice(0, 6);
+  const mail = (who) => `${who}.${tag}@cabinet-client.fr`;
+  const res = await fetch(`${base}/v1/batch`, {
+    method: 'POST',
+    headers: { origin: ORIGIN, 'user-agent': UA, 'cf-connecting-ip': '203.0.113.9' },
+    body: JSON.stringify({
+      site: site.id,
+      batch: [
+        ev({ type: 'page', anonymousId: anon, context: { userAgent: UA, page: { path: `/unsubscribe/${mail('path')}`, url: `${ORIGIN}/unsubscribe/${encodeURIComponent(mail('url'))}`, title: `Désinscription de ${mail('title')}` } } }),
+        ev({ type: 'track', event: 'Contact Submitted', anonymousId: anon, properties: { form: { email: mail('nested'), note: `rappeler ${mail('note')} après 18h` }, cc: [mail('list')] } }),
+        ev({ type: 'identify', anonymousId: anon, userId: mail('userid'), traits: { Email: mail('trait'), contact: { work: mail('work') }, name: 'Jane' } }),
+      ],
+    }),
+  });
+  await ok(res);
+  await ok(await server(site, [ev({ type: 'identify', anonymousId: randomUUID(), userId: mail('server'), traits: { EMAIL: mail('servertrait') } })]));
+  const stored = d1(`SELECT payload, user_id FROM events WHERE site_id = ${q(site.id)}`);
+  assert.equal(stored.length, 4);
+  const objects = await (await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { headers: admin })).json();
+  const dump = JSON.stringify(stored) + JSON.stringify(objects) + JSON.stringify(d1(`SELECT * FROM identities WHERE site_id = ${q(site.id)}`)) + JSON.stringify(d1(`SELECT * FROM visitors WHERE site_id = ${q(site.id)}`));
+  assert.ok(!dump.includes(tag), `an address reached storage: ${dump.slice(dump.indexOf(tag) - 80, dump.indexOf(tag) + 40)}`);
+  const payloads = stored.map((r) => JSON.parse(r.payload));
+  const pageEv = payloads.find((p) => p.type === 'page');
+  assert.equal(pageEv.context.page.path, '/unsubscribe/[email]');
+  assert.equal(pageEv.context.page.title, 'Désinscription de [email]');
+  assert.equal(pageEv.context.userAgent, 'Chrome 156', 'only the family and major version are kept');
+  assert.equal(payloads.find((p) => p.type === 'track').properties.form.note, 'rappeler [email] après 18h');
+  // The userId that is an address is kept as its key, and found by it.
+  const ident = payloads.find((p) => p.type === 'identify' && p.anonymousId === anon);
+  assert.equal(ident.userId, emailKey(mail('userid')));
+  assert.equal(ident.traits.email_sha256, emailKey(mail('trait')));
+  const found = await fetch(`${base}/v1/subjects/export`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ site: site.id, id: mail('userid') }) });
+  assert.equal(found.status, 200, 'a subject named by the address that was its userId is found');
+});
+
 test('F2: one address cannot shut a site out — refused and invalid requests never charge the site; servers have their own budget', async () => {
   const site = await createSite({ limits: { ip_per_minute: 5, site_per_minute: 60, server_per_minute: 1000 } });
   const junk = Array.from({ length: 100 }, () => 0);

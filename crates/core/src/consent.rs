@@ -23,10 +23,12 @@
 use crate::channel::Channel;
 use crate::channel::is_bought_medium;
 use crate::event::{Campaign, ClickIds, Event, EventType};
+use crate::identity::{EMAIL_HASH_TRAIT, email_sha256};
+use crate::pii::{is_email_address, redact_emails};
 use crate::text::cat;
 use crate::url::{SanitiseRules, sanitise};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The version of these rules, stamped on every event.
@@ -423,28 +425,41 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
     let page = &mut event.context.page;
     for (name, url) in [("context.page.url", &mut page.url), ("context.page.referrer", &mut page.referrer)] {
         if let Some(u) = url {
-            let clean = sanitise(u, &rules);
+            let mut clean = sanitise(u, &rules);
+            if let Some(r) = redact_emails(&clean) {
+                clean = r;
+            }
             if clean != *u {
                 *u = clean;
                 stripped.push(name);
             }
         }
     }
-    for value in event.properties.values_mut() {
-        if let Value::String(s) = value {
-            if crate::url::is_http_url(s) {
-                let clean = sanitise(s, &rules);
-                if clean != *s {
-                    *s = clean;
-                    stripped.push("properties");
-                }
-            } else if crate::url::looks_like_email(s) {
-                *value = Value::Null;
-                stripped.push("properties");
-            }
+    for (name, text) in [("context.page.path", &mut page.path), ("context.page.title", &mut page.title)] {
+        if let Some(clean) = text.as_deref().and_then(redact_emails) {
+            *text = Some(clean);
+            stripped.push(name);
         }
     }
-    event.properties.retain(|_, v| !v.is_null());
+    // An address written anywhere an integration may put one: every string,
+    // at any depth, of properties and traits (after the `email` trait, in
+    // any letter case, became its hash).
+    crate::identity::pseudonymise(&mut event.traits);
+    if scrub_map(&mut event.properties, &rules) {
+        stripped.push("properties");
+    }
+    if scrub_map(&mut event.traits, &rules) {
+        stripped.push("traits");
+    }
+    // A userId that is an address (common with Segment) is kept as the
+    // address's key, the same one an `email` trait makes.
+    if let Some(hash) = event.user_id.as_deref().filter(|u| is_email_address(u)).and_then(email_sha256) {
+        if event.kind == EventType::Identify && !event.traits.contains_key(EMAIL_HASH_TRAIT) {
+            event.traits.insert(EMAIL_HASH_TRAIT.into(), Value::String(hash.clone()));
+        }
+        event.user_id = Some(hash);
+        stripped.push("userId");
+    }
 
     if !consent.allows(Purpose::Analytics) {
         // Cookieless page view: keep the count, drop everything that identifies.
@@ -477,6 +492,44 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
     stripped.dedup();
     event.consent = Some(consent.stamp());
     Minimised { event: Some(event), stripped }
+}
+
+/// Cleans every string of `map` at any depth: URLs sanitised, addresses in
+/// text marked, a value that is only an address removed. Whether anything changed.
+fn scrub_map(map: &mut Map<String, Value>, rules: &SanitiseRules) -> bool {
+    let mut changed = false;
+    map.retain(|_, v| scrub(v, rules, &mut changed));
+    changed
+}
+
+/// Cleans `value` in place; `false` when it should go.
+fn scrub(value: &mut Value, rules: &SanitiseRules, changed: &mut bool) -> bool {
+    match value {
+        Value::String(s) => {
+            if is_email_address(s) {
+                *changed = true;
+                return false;
+            }
+            let mut clean = if crate::url::is_http_url(s) { sanitise(s, rules) } else { s.clone() };
+            if let Some(r) = redact_emails(&clean) {
+                clean = r;
+            }
+            if clean != *s {
+                *s = clean;
+                *changed = true;
+            }
+            true
+        }
+        Value::Array(items) => {
+            items.retain_mut(|v| scrub(v, rules, changed));
+            true
+        }
+        Value::Object(m) => {
+            m.retain(|_, v| scrub(v, rules, changed));
+            true
+        }
+        _ => true,
+    }
 }
 
 const UTM_PARAMS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];

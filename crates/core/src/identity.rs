@@ -33,13 +33,19 @@ pub fn is_email_hash(h: &str) -> bool {
     h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Replaces an `email` trait by its `email_sha256` (dropped when it is not
-/// an address), and drops a sent `email_sha256` that is not a valid key.
+/// Replaces an `email` trait — in any letter case: `Email`, `EMAIL` — by
+/// its `email_sha256` (dropped when it is not an address), and drops a sent
+/// `email_sha256` that is not a valid key.
 pub fn pseudonymise(traits: &mut Map<String, Value>) {
-    if let Some(email) = traits.remove("email")
-        && let Some(hash) = email.as_str().and_then(email_sha256)
-    {
-        traits.insert(EMAIL_HASH_TRAIT.into(), Value::String(hash));
+    // `email` itself first, then the other spellings in key order.
+    let mut hash = traits.remove("email").as_ref().and_then(Value::as_str).and_then(email_sha256);
+    while let Some(key) = traits.keys().find(|k| k.eq_ignore_ascii_case("email")).cloned() {
+        let h = traits.remove(&key).as_ref().and_then(Value::as_str).and_then(email_sha256);
+        hash = hash.or(h);
+    }
+    if let Some(h) = hash {
+        // An address wins over a sent key.
+        traits.insert(EMAIL_HASH_TRAIT.into(), Value::String(h));
     }
     if traits.get(EMAIL_HASH_TRAIT).is_some_and(|v| !v.as_str().is_some_and(is_email_hash)) {
         traits.remove(EMAIL_HASH_TRAIT);

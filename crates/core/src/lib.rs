@@ -15,6 +15,7 @@ pub mod consent;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod pii;
 pub mod scoring;
 mod text;
 pub mod timestamp;

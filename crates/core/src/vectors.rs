@@ -70,6 +70,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("channel") => crate::channel::vector_case(suite, input),
         Some("url") => crate::url::vector_case(suite, input),
         Some("identity") => crate::identity::vector_case(suite, input),
+        Some("pii") => crate::pii::vector_case(suite, input),
         Some("scoring") => crate::scoring::vector_case(suite, input),
         Some("attribution") => crate::attribution::vector_case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),

@@ -249,6 +249,19 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
             out.bots += 1;
             continue;
         }
+        // The proof is checked on the ids as sent (a site may sign a userId
+        // that minimisation then turns into a key), the e-mail already hashed.
+        microfunnel_core::identity::pseudonymise(&mut event.traits);
+        let proof = match source {
+            Source::Server => Proof::ALL,
+            Source::Browser => match prove(site, &event) {
+                Ok(p) => p,
+                Err(message) => {
+                    out.rejected.push(rejection(index, "invalid_signature", "identitySignature", message));
+                    continue;
+                }
+            },
+        };
         let consent = event.consent.as_ref().map_or(Consent::DENIED, Consent::from_stamp);
         event.derive_channel(&channel_rules);
         let minimised = minimise_with(event, &consent, &policy);
@@ -265,19 +278,8 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
         if !minimised.stripped.is_empty() {
             out.stripped += 1;
         }
-        // Stitching and erasure by e-mail need only its hash; the address is
-        // never stored (the browser module already sends only the hash).
-        microfunnel_core::identity::pseudonymise(&mut e.traits);
-        let proof = match source {
-            Source::Server => Proof::ALL,
-            Source::Browser => match prove(site, &e) {
-                Ok(p) => p,
-                Err(message) => {
-                    out.rejected.push(rejection(index, "invalid_signature", "identitySignature", message));
-                    continue;
-                }
-            },
-        };
+        // The bot filter has read the User-Agent; reports need only the family.
+        e.context.user_agent = e.context.user_agent.as_deref().map(microfunnel_core::pii::browser_family);
         // A proof is a credential: checked here, never stored or forwarded.
         e.identity_signature = None;
         events.push((e, proof));

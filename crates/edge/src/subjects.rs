@@ -4,7 +4,7 @@
 //! erases them from every table and from their Durable Objects.
 //!
 //! A subject id is an anonymousId, a userId, a visitor id, or `email:<address>`
-//! (matched by its SHA-256). It resolves to every visitor linked to it —
+//! (matched by its SHA-256, as is a userId that is an address). It resolves to every visitor linked to it —
 //! unproven claims of that id included, so an erasure reaches them too.
 //! `POST /v1/subjects/export` and `POST /v1/subjects/erase` take `{site, id}`
 //! in the body instead, so an address never sits in a URL (and in the logs
@@ -66,6 +66,10 @@ async fn resolve_in(env: &Env, site_id: &str, raw_id: &str) -> ApiResult<Subject
         // The same key the browser and ingest make (`identity::email_sha256`).
         Some(email) => microfunnel_core::identity::email_sha256(email)
             .ok_or_else(|| ApiError::bad_request("invalid_subject", "email: must be an address, local@domain"))?,
+        // A userId that is an address is stored as its key (`consent::minimise_with`).
+        None if microfunnel_core::pii::is_email_address(raw_id) => {
+            microfunnel_core::identity::email_sha256(raw_id).unwrap_or_else(|| raw_id.to_owned())
+        }
         None => raw_id.to_owned(),
     };
     let db = env.d1("DB")?;
