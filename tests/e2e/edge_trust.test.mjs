@@ -247,6 +247,17 @@ test('F2/L2: an IPv6 address is limited by its /64', async () => {
   assert.equal(await send('2001:db8:7:2::1'), 200, 'the next /64 is another address');
 });
 
+test('L2: a browser request without a usable client address is refused, before any write — no shared "unknown" bucket', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  for (const ip of ['unknown', 'not-an-address']) {
+    const err = await expectError(await curl(site.id, [page(anon)], { ip }), 400, 'no_client_address');
+    assert.match(err.error.message, /CF-Connecting-IP/);
+  }
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(site.id)}`)[0].n, 0);
+  await ok(await curl(site.id, [page(anon)], { ip: '2001:db8::7' }));
+});
+
 test('F7: a browser cannot forge revenue or break the reports; a site can require server-stated values', async () => {
   const site = await createSite({
     conversions: [

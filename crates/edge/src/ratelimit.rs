@@ -73,9 +73,19 @@ enum Over {
     Site,
 }
 
-/// The address a request comes from, as the platform gives it.
-fn client_ip(req: &Request) -> String {
-    req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".to_owned())
+/// The address a request comes from, as the platform gives it. Without one
+/// the request is refused: a shared "unknown" bucket would let one client
+/// use up everyone's per-address allowance, or dodge its own.
+fn client_ip(req: &Request) -> ApiResult<String> {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_default();
+    if ip.trim().parse::<std::net::IpAddr>().is_ok() {
+        Ok(ip)
+    } else {
+        Err(ApiError::bad_request(
+            "no_client_address",
+            "CF-Connecting-IP: the platform's client address is missing or not an IP address (the collector must run behind Cloudflare or a proxy that sets it)",
+        ))
+    }
 }
 
 fn events(n: usize) -> i64 {
@@ -87,7 +97,7 @@ pub async fn browser(env: &Env, req: &Request, site: &Site, valid: usize) -> Api
     let now = now_ms();
     let limits = &site.config.limits;
     let charge = Charge {
-        address: Some(ip_hash(env, &client_ip(req), now.div_euclid(86_400_000))?),
+        address: Some(ip_hash(env, &client_ip(req)?, now.div_euclid(86_400_000))?),
         address_limit: limits.ip_per_minute,
         budget: Budget::Browser,
         budget_limit: limits.site_per_minute,
