@@ -7,6 +7,7 @@ mod bench_browser;
 mod bootstrap;
 mod build;
 mod dev;
+mod fuzz;
 mod load;
 mod size;
 mod test;
@@ -27,6 +28,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                        --probe: the core's share of the module, built alone (figures only)
   bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
   bench-browser        main-thread cost of loader, init and capture in headless Chromium (not in `test`)
+  fuzz [--minutes N] [TARGET…]  cargo-fuzz over every decoder of untrusted input, N minutes each (default 1; not in `test`)
   load                 concurrent load against local workerd: throughput, latency, 0 lost / 0 duplicated (not in `test`)
 ";
 
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         "bench-attribution" => bench_attribution::run(rest),
         "bench-browser" => bench_browser::run(rest),
         "load" => load::run(rest),
+        "fuzz" => fuzz::run_cmd(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -173,6 +173,13 @@ struct JourneyIn {
     converted_at: Option<Timestamp>,
 }
 
+/// The two journey readers, for fuzzing: `Ok(number of journeys)` or the
+/// error `run` would print.
+pub fn read_journeys(bytes: &[u8], ndjson: bool) -> Result<usize, String> {
+    let loaded = if ndjson { load_ndjson(bytes, Some(720.0))? } else { load_csv(bytes)? };
+    Ok(loaded.table.rows.len())
+}
+
 fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>) -> Result<Loaded, String> {
     let mut table = PathTable::new();
     let (mut has_value, mut all_timed) = (false, true);

@@ -6,12 +6,8 @@
 //! the core and prints; a credit or a score computed here would drift from the
 //! browser's and the Worker's.
 
-mod attribute;
-mod rules;
-mod score;
-mod site;
-
 use clap::{Parser, Subcommand};
+use microfunnel_cli::{attribute, rules, score, site};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -31,16 +27,6 @@ enum Command {
     Rules(rules::Args),
     /// Site administration on a running collector.
     Site(site::Args),
-}
-
-/// Writes one line of output. A closed pipe (`microfunnel … | head`) is not
-/// an error worth a panic: the reader has what it wanted.
-pub fn emit(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
-        _ => Ok(()),
-    }
 }
 
 fn main() -> ExitCode {

@@ -31,6 +31,16 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         None => now()?,
     };
     let text = std::fs::read_to_string(&args.events).map_err(|e| format!("reading {}: {e}", args.events.display()))?;
+    let events = read_events(&text, &args.events.display().to_string(), at)?;
+    let score = evaluate(&rules, &events, at);
+    let out = serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?;
+    crate::emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The events of an NDJSON export (blank lines skipped); an error names the
+/// file, the line and what is wrong.
+pub fn read_events(text: &str, file: &str, at: Timestamp) -> Result<Vec<Event>, String> {
     // An export is history: any age is fine, and `--at` may predate it.
     let limits = Limits { max_age_ms: i64::MAX, max_future_ms: i64::MAX, ..Limits::DEFAULT };
     let mut events = Vec::new();
@@ -38,14 +48,11 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let place = format!("{}:{}", args.events.display(), i + 1);
+        let place = format!("{file}:{}", i + 1);
         let raw: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{place}: not JSON: {e}"))?;
         events.push(Event::parse(&raw, &limits, at).map_err(|e| format!("{place}: {e}"))?);
     }
-    let score = evaluate(&rules, &events, at);
-    let out = serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?;
-    crate::emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(events)
 }
 
 fn now() -> Result<Timestamp, String> {

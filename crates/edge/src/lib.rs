@@ -16,6 +16,8 @@ mod cors;
 mod cron;
 mod errors;
 mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod health;
 mod ingest;
 mod ratelimit;

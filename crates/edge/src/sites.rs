@@ -145,7 +145,7 @@ impl SiteConfig {
     }
 
     /// Checks everything the core will later rely on.
-    fn validate(&self) -> ApiResult<()> {
+    pub(crate) fn validate(&self) -> ApiResult<()> {
         let bad = |m: String| Err(ApiError::bad_request("invalid_config", m));
         if let Some(r) = &self.rules
             && let Err(e) = Rules::from_json_value(r)

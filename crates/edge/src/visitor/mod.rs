@@ -27,7 +27,7 @@ mod client;
 mod object;
 mod ops;
 mod projection;
-mod protocol;
+pub(crate) mod protocol;
 mod store;
 
 pub use client::{apply, erase, export, merge, score, sweep, withdraw};

@@ -1,0 +1,22 @@
+//! `microfunnel-cli`: the command line over `microfunnel-core` — attribution on
+//! exported journeys, lead scoring of event files, rule-file checks, site
+//! creation on a running collector.
+//!
+//! What it must never do: hold domain logic of its own. It reads files, calls
+//! the core and prints; a credit or a score computed here would drift from the
+//! browser's and the Worker's.
+
+pub mod attribute;
+pub mod rules;
+pub mod score;
+pub mod site;
+
+/// Writes one line of output. A closed pipe (`microfunnel … | head`) is not
+/// an error worth a panic: the reader has what it wanted.
+pub fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
+        _ => Ok(()),
+    }
+}
