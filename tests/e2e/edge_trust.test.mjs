@@ -330,6 +330,28 @@ test('F8/F15: a browser batch reaches at most 20 visitors and starts at most 2 m
   assert.equal(visitor(site.id, pairs[2].device), undefined);
 });
 
+test('F8: one open journey keeps its latest 50 touches, so a conversion\'s path stays bounded', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  // 60 touches: the channel alternates (Organic Search / Direct) on every page view.
+  const pages = Array.from({ length: 60 }, (_, i) =>
+    ev({
+      type: 'page',
+      anonymousId: anon,
+      timestamp: at(90 - i),
+      context: { page: { path: `/p${i}`, url: `${ORIGIN}/p${i}`, ...(i % 2 === 0 ? { referrer: 'https://www.google.com/' } : {}) } },
+    }),
+  );
+  await ok(await curl(site.id, pages));
+  await ok(await curl(site.id, [ev({ type: 'track', event: 'Contact Submitted', anonymousId: anon, properties: { value: 100 } })]));
+  const [conv] = d1(`SELECT path FROM conversions WHERE site_id = ${q(site.id)}`);
+  const touches = conv.path.split(' > ');
+  assert.equal(touches.length, 50, conv.path);
+  // The latest ones: the 60th page view (index 59, Direct) is the last touch.
+  assert.equal(touches.at(-1), 'Direct');
+  assert.equal(touches[0], 'Organic Search', 'index 10, the oldest kept');
+});
+
 test('F6: a body without Content-Length is cut off at 64 KB while it streams (413)', async () => {
   const site = await createSite();
   const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));

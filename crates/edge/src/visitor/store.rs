@@ -106,6 +106,11 @@ const LEDGER_INSERT: &str = "INSERT INTO ledger (message_id, ts, received_at, ch
                              VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING";
 const JOURNEY_INSERT: &str =
     "INSERT INTO journey (message_id, ts, channel) VALUES (?, ?, ?) ON CONFLICT(message_id) DO NOTHING";
+/// Touches one open journey keeps: the latest, so attribution, `paths` and
+/// `conversions.path` stay bounded however many events one visitor id gets.
+pub const JOURNEY_CAP: i64 = 50;
+const JOURNEY_TRIM: &str = "DELETE FROM journey WHERE message_id IN \
+                            (SELECT message_id FROM journey ORDER BY ts DESC, message_id DESC LIMIT -1 OFFSET ?)";
 const WITHDRAWAL_INSERT: &str = "INSERT INTO withdrawals (at, consent, policy, device) VALUES (?, ?, ?, ?)";
 const SESSION_COLUMNS: &str = "session_id, started_at, ended_at, events, channel, landing";
 
@@ -326,6 +331,7 @@ impl Store {
             JOURNEY_INSERT,
             vec![SqlStorageValue::from(message_id), SqlStorageValue::from(ts), SqlStorageValue::from(channel)],
         )?;
+        self.sql.exec(JOURNEY_TRIM, vec![SqlStorageValue::from(JOURNEY_CAP)])?;
         Ok(())
     }
 
