@@ -346,6 +346,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A regression from `cargo xtask fuzz` (visitor_message): an 87-digit
+    /// number read into a `Value`, written and read again, must be the same
+    /// number — the default float parser was one ulp off.
+    #[test]
+    fn long_numbers_survive_the_round_trip() {
+        let body = format!("[{}]", "8".repeat(87));
+        let first: ScoreRequest = serde_json::from_str(&body).unwrap();
+        let again: ScoreRequest = serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        assert_eq!(first, again);
+    }
+
     /// Through JSON text and back, bare and in both replies: the text read
     /// back writes the same text again.
     fn round_trip<T: Serialize + DeserializeOwned + Clone>(value: T) {
