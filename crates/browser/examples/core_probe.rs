@@ -9,6 +9,10 @@
 //!
 //! Never shipped and never loaded by a page: a measuring instrument only.
 
+// `Value[&str]` reads `Null` on a miss and never panics; the probe keeps the
+// module's own access pattern so its size is the module's.
+#![allow(clippy::indexing_slicing)]
+
 use microfunnel_core::consent::{self, ConsentMode, ConsentSignals, ExplicitChoice, MinimisePolicy, TcfSignal};
 use microfunnel_core::event::MessageId;
 use microfunnel_core::scoring::{Rules, Scorer};

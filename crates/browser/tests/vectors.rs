@@ -2,6 +2,8 @@
 //! run by the core compiled to wasm32 inside headless Chromium
 //! (`cargo xtask test` runs this with wasm-bindgen-test-runner and
 //! /usr/bin/chromedriver).
+// Test harnesses: failing loudly is their job.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(all(target_arch = "wasm32", feature = "vectors"))]
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
