@@ -424,15 +424,11 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
     }
     let page = &mut event.context.page;
     for (name, url) in [("context.page.url", &mut page.url), ("context.page.referrer", &mut page.referrer)] {
-        if let Some(u) = url {
-            let mut clean = sanitise(u, &rules);
-            if let Some(r) = redact_emails(&clean) {
-                clean = r;
-            }
-            if clean != *u {
-                *u = clean;
-                stripped.push(name);
-            }
+        if let Some(u) = url
+            && let Some(clean) = clean_text(u, true, &rules)
+        {
+            *u = clean;
+            stripped.push(name);
         }
     }
     for (name, text) in [("context.page.path", &mut page.path), ("context.page.title", &mut page.title)] {
@@ -494,6 +490,13 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
     Minimised { event: Some(event), stripped }
 }
 
+/// `text` sanitised (when it is a URL) and with its addresses marked; `None`
+/// when neither changed it, so unchanged text costs no allocation.
+fn clean_text(text: &str, is_url: bool, rules: &SanitiseRules) -> Option<String> {
+    let sanitised = is_url.then(|| sanitise(text, rules)).filter(|c| c != text);
+    redact_emails(sanitised.as_deref().unwrap_or(text)).or(sanitised)
+}
+
 /// Cleans every string of `map` at any depth: URLs sanitised, addresses in
 /// text marked, a value that is only an address removed. Whether anything changed.
 fn scrub_map(map: &mut Map<String, Value>, rules: &SanitiseRules) -> bool {
@@ -510,11 +513,7 @@ fn scrub(value: &mut Value, rules: &SanitiseRules, changed: &mut bool) -> bool {
                 *changed = true;
                 return false;
             }
-            let mut clean = if crate::url::is_http_url(s) { sanitise(s, rules) } else { s.clone() };
-            if let Some(r) = redact_emails(&clean) {
-                clean = r;
-            }
-            if clean != *s {
+            if let Some(clean) = clean_text(s, crate::url::is_http_url(s), rules) {
                 *s = clean;
                 *changed = true;
             }
