@@ -261,8 +261,13 @@ test('sites: admin token required; validated; ids unique', async () => {
   assert.equal(created.status, 201, JSON.stringify(c));
   assert.match(c.server_key, /^mfsk_[0-9a-f]{64}$/);
   assert.match(c.signing_secret, /^mfss_[0-9a-f]{64}$/);
-  const [row] = d1(`SELECT secret_hash FROM sites WHERE id = ${q(id)}`);
+  assert.match(c.webhook_secret, /^mfws_[0-9a-f]{64}$/);
+  const [row] = d1(`SELECT * FROM sites WHERE id = ${q(id)}`);
   assert.notEqual(row.secret_hash, c.server_key, 'the server key is stored hashed');
+  // The signing and webhook secrets are derived, not stored.
+  for (const secret of [c.signing_secret, c.webhook_secret]) {
+    assert.ok(!JSON.stringify(row).includes(secret.slice(5)), 'a secret is stored');
+  }
   await expectError(await post({ id, origins: [ORIGIN] }), 409, 'site_exists');
   const got = await fetch(`${base}/v1/sites/${id}`, { headers: { authorization: `Bearer ${ADMIN}` } });
   const g = await got.json();

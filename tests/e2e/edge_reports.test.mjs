@@ -201,9 +201,13 @@ test('webhooks: signed, retried with backoff after a failure, every attempt logg
     const conversions = received.filter((r) => JSON.parse(r.body).type === 'conversion');
     assert.ok(conversions.length >= 1, `received: ${JSON.stringify(received.map((r) => r.body))}`);
     for (const r of received) {
-      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.headers['x-mf-signature']) ?? [];
-      assert.ok(t, r.headers['x-mf-signature']);
-      assert.equal(v1, createHmac('sha256', site.signing_secret).update(`${t}.${r.body}`).digest('hex'));
+      // Signed with the webhook secret, in its own header: never with the
+      // secret that authenticates incoming events.
+      assert.equal(r.headers['x-mf-signature'], undefined);
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.headers['x-mf-webhook-signature']) ?? [];
+      assert.ok(t, r.headers['x-mf-webhook-signature']);
+      assert.equal(v1, createHmac('sha256', site.webhook_secret).update(`${t}.${r.body}`).digest('hex'));
+      assert.notEqual(v1, createHmac('sha256', site.signing_secret).update(`${t}.${r.body}`).digest('hex'));
     }
     const first = received[0];
     const retried = received.filter((r) => r.headers['x-mf-delivery'] === first.headers['x-mf-delivery']);

@@ -30,7 +30,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("admin token (reports, sites, privacy): {token}\n");
     // Local only: the demo is served by the collector itself, on whatever
     // port; the IP-hash key is a local one (the Worker refuses to run without).
-    let vars = [("ADMIN_TOKEN", token), ("LOOPBACK_ORIGINS", "allow"), ("IP_HASH_KEY", "dev-ip-hash-key-local-only")];
+    let vars = [
+        ("ADMIN_TOKEN", token),
+        ("LOOPBACK_ORIGINS", "allow"),
+        ("IP_HASH_KEY", "dev-ip-hash-key-local-only"),
+        ("SECRETS_KEY", "dev-secrets-key-local-only"),
+    ];
     let mut dev = Dev::start(None, port, &persist, None, &vars)?;
     dev.wait()
 }

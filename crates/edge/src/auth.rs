@@ -1,4 +1,4 @@
-//! Credentials: the admin bearer token, per-site server keys (stored as
+//! Credential primitives (who may do what is `access`): per-site server keys (stored as
 //! SHA-256, compared in constant time), HMAC-SHA256 signatures, the daily IP
 //! salt, and random secrets from the runtime's CSPRNG.
 
@@ -47,23 +47,6 @@ pub fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get("Authorization").ok().flatten()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// Admin endpoints: `Authorization: Bearer $ADMIN_TOKEN`. With no token
-/// configured they are closed (503), never open.
-pub fn require_admin(req: &Request, env: &Env) -> ApiResult<()> {
-    let Some(expected) = env.var("ADMIN_TOKEN").ok().map(|v| v.to_string()).filter(|t| !t.is_empty()) else {
-        return Err(ApiError::new(503, "admin_disabled", "no ADMIN_TOKEN is configured on this Worker"));
-    };
-    let Some(given) = bearer(req) else {
-        return Err(ApiError::new(401, "unauthorized", "an admin bearer token is required"));
-    };
-    // Compare digests so the comparison's length is fixed too.
-    if constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::new(403, "forbidden", "the admin token is not valid"))
-    }
 }
 
 /// The per-day key of the IP hash: HMAC(IP_HASH_KEY, day). The raw IP is

@@ -66,6 +66,22 @@ const PURGES: &[(&str, &str)] = &[
          WHERE v.site_id = i.site_id AND v.visitor_id = i.visitor_id) LIMIT ?3)",
     ),
     (
+        "audit_log",
+        "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a JOIN sites s ON s.id = a.site_id \
+         WHERE a.at < ?1 - s.retention_days * ?2 LIMIT ?3)",
+    ),
+    // Credentials that stopped working longer than the retention ago.
+    (
+        "site_tokens",
+        "DELETE FROM site_tokens WHERE rowid IN (SELECT t.rowid FROM site_tokens t JOIN sites s ON s.id = t.site_id \
+         WHERE COALESCE(t.revoked_at, t.expires_at) < ?1 - s.retention_days * ?2 LIMIT ?3)",
+    ),
+    (
+        "shares",
+        "DELETE FROM shares WHERE rowid IN (SELECT t.rowid FROM shares t JOIN sites s ON s.id = t.site_id \
+         WHERE COALESCE(t.revoked_at, t.expires_at) < ?1 - s.retention_days * ?2 LIMIT ?3)",
+    ),
+    (
         "rate_limits",
         "DELETE FROM rate_limits WHERE rowid IN (SELECT rowid FROM rate_limits WHERE window_end < ?1 LIMIT ?3)",
     ),
@@ -135,6 +151,18 @@ pub async fn purge(env: &Env) -> ApiResult<Value> {
         }
         report.insert((*name).into(), json!(total));
     }
+    // A plain-text secret from before derivation (`secrets`), once neither
+    // direction uses it.
+    let cleared = db
+        .prepare(
+            "UPDATE sites SET signing_secret = '' WHERE signing_secret != '' \
+             AND (signing_version >= 2 OR (signing_version = 1 AND signing_previous_until <= ?1)) \
+             AND (webhook_version >= 2 OR (webhook_version = 1 AND webhook_previous_until <= ?1))",
+        )
+        .bind(&[js_num(now)])?
+        .run()
+        .await?;
+    report.insert("legacy_secrets".into(), json!(cleared.meta()?.and_then(|m| m.changes).unwrap_or(0)));
     report.insert("more".into(), json!(more));
     if more {
         worker::console_warn!("cron purge: more rows past retention than one run removes; the next runs continue");

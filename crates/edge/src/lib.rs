@@ -7,6 +7,8 @@
 //! This file is the routing table; handlers live in modules named for the
 //! resource they serve.
 
+mod access;
+mod audit;
 mod auth;
 mod body;
 mod bots;
@@ -23,12 +25,14 @@ mod ingest;
 mod ratelimit;
 mod reports;
 mod schema;
+mod secrets;
 mod site;
 mod sites;
 mod spend;
 mod subjects;
 #[cfg(feature = "test-routes")]
 mod test_routes;
+mod tokens;
 mod visitor;
 mod webhooks;
 mod withdrawals;
@@ -53,6 +57,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/sites/:site", sites::get)
         .patch_async("/v1/sites/:site", sites::update)
         .post_async("/v1/sites/:site/secrets/rotate", sites::rotate_secret)
+        .post_async("/v1/sites/:site/tokens", tokens::create_token)
+        .get_async("/v1/sites/:site/tokens", tokens::list_tokens)
+        .delete_async("/v1/sites/:site/tokens/:id", tokens::revoke_token)
+        .post_async("/v1/sites/:site/shares", tokens::create_share)
+        .get_async("/v1/sites/:site/shares", tokens::list_shares)
+        .delete_async("/v1/sites/:site/shares/:id", tokens::revoke_share)
+        .get_async("/v1/sites/:site/audit", audit::get)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .post_async("/v1/subjects/export", subjects::export_post)

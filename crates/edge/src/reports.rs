@@ -1,10 +1,11 @@
-//! Reports (admin token; `?site=` names the site): attribution per model with
+//! Reports (`?site=` names the site; aggregates for owner, analyst and share
+//! links, leads for owner and analyst): attribution per model with
 //! the Markov and Shapley aggregates fitted by the core on the path table,
 //! KPIs (per channel with CPA/ROAS from uploaded spend, funnel, AQS, time to
 //! attribute p50/p99), top paths, and leads by tier.
 //! JSON by default, CSV with `Accept: text/csv`.
 
-use crate::auth::require_admin;
+use crate::access::{self, Permission};
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::{Site, js_num};
 use microfunnel_core::Timestamp;
@@ -31,14 +32,15 @@ impl Query {
     }
 }
 
-async fn query(req: &Request, env: &Env) -> ApiResult<Query> {
-    require_admin(req, env)?;
+async fn query(req: &Request, env: &Env, needs: Permission) -> ApiResult<Query> {
+    let actor = access::authenticate(req, env).await?;
     let params: Vec<(String, String)> =
         req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let Some(site_id) = get("site") else {
         return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
     };
+    access::permit(&actor, &site_id, needs)?;
     let site = Site::load(env, &site_id).await?;
     let time = |k: &str, default: i64| -> ApiResult<i64> {
         match get(k) {
@@ -75,7 +77,7 @@ fn cell(v: &Value) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-fn csv_response(header: &[&str], rows: &[Vec<Value>]) -> ApiResult<Response> {
+pub(crate) fn csv_response(header: &[&str], rows: &[Vec<Value>]) -> ApiResult<Response> {
     let mut out = header.join(",");
     out.push_str("\r\n");
     for row in rows {
@@ -122,7 +124,7 @@ pub async fn attribution(req: Request, ctx: RouteContext<()>) -> Result<Response
 }
 
 async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
-    let q = query(req, env).await?;
+    let q = query(req, env, Permission::Aggregates).await?;
     let rows: Vec<CreditRow> = env
         .d1("DB")?
         .prepare(
@@ -208,7 +210,7 @@ fn num(v: &Value, key: &str) -> f64 {
 }
 
 async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
-    let q = query(req, env).await?;
+    let q = query(req, env, Permission::Aggregates).await?;
     let model = q.param("model").unwrap_or("last").to_owned();
     let names: Vec<&str> = crate::conversions::models().iter().map(|m| m.name()).collect();
     if !names.contains(&model.as_str()) {
@@ -439,7 +441,7 @@ pub async fn paths(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn paths_inner(req: &Request, env: &Env) -> ApiResult<Response> {
-    let q = query(req, env).await?;
+    let q = query(req, env, Permission::Aggregates).await?;
     let n = limit(&q, 100, 1000)?;
     let rows = path_rows(env, &q.site.id, n).await?;
     // Fastest converting sequences: time from the journey's first touch to
@@ -501,7 +503,7 @@ pub async fn leads(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 const LEADS_SCAN: i64 = 10_000;
 
 async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
-    let q = query(req, env).await?;
+    let q = query(req, env, Permission::Leads).await?;
     let rules = q.site.config.rules();
     let tier = q.param("tier").map(str::to_owned);
     if let Some(t) = &tier

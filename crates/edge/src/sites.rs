@@ -3,9 +3,12 @@
 //! every other endpoint. The site's configuration is validated by the core
 //! when it is written, so reading it back cannot fail on a rule.
 
+use crate::access::{self, Actor, Permission};
+use crate::audit;
 use crate::auth;
 use crate::body;
 use crate::errors::{ApiError, ApiResult, reply};
+use crate::secrets::{self, Purpose, SiteSecrets, Versions};
 use microfunnel_core::ChannelRules;
 use microfunnel_core::consent::MinimisePolicy;
 use microfunnel_core::scoring::Rules;
@@ -199,7 +202,8 @@ pub struct Site {
     pub name: String,
     pub origins: Vec<String>,
     pub secret_hash: String,
-    pub signing_secret: String,
+    /// What the signing and webhook secrets are derived from (`secrets`).
+    pub secrets: SiteSecrets,
     /// What the site's backend signs its users' identities with (see
     /// `ingest`): empty = no browser identify is ever taken as proven.
     pub identity_secret: String,
@@ -235,6 +239,10 @@ struct SiteRow {
     origins: String,
     secret_hash: String,
     signing_secret: String,
+    signing_version: i64,
+    signing_previous_until: i64,
+    webhook_version: i64,
+    webhook_previous_until: i64,
     identity_secret: String,
     config: String,
     webhooks: String,
@@ -250,8 +258,9 @@ impl Site {
         let db = env.d1("DB")?;
         let row: Option<SiteRow> = db
             .prepare(
-                "SELECT id, name, origins, secret_hash, signing_secret, identity_secret, config, webhooks, \
-                 retention_days, updated_at FROM sites WHERE id = ?1",
+                "SELECT id, name, origins, secret_hash, signing_secret, signing_version, signing_previous_until, \
+                 webhook_version, webhook_previous_until, identity_secret, config, webhooks, retention_days, \
+                 updated_at FROM sites WHERE id = ?1",
             )
             .bind(&[id.into()])?
             .first(None)
@@ -276,7 +285,11 @@ impl Site {
             name: row.name,
             origins: serde_json::from_str(&row.origins).map_err(|e| unreadable("origins", e))?,
             secret_hash: row.secret_hash,
-            signing_secret: row.signing_secret,
+            secrets: SiteSecrets {
+                legacy: row.signing_secret,
+                signing: Versions { version: row.signing_version, previous_until: row.signing_previous_until },
+                webhook: Versions { version: row.webhook_version, previous_until: row.webhook_previous_until },
+            },
             identity_secret: row.identity_secret,
             config,
             webhooks: serde_json::from_str(&row.webhooks).map_err(|e| unreadable("webhooks", e))?,
@@ -373,7 +386,7 @@ pub async fn create(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
-    auth::require_admin(&req, &env)?;
+    access::require_super_admin(&req, &env).await?;
     let text = body::read_limited(&mut req, body::MAX_BODY).await?;
     let value: Value = body::parse_json(&text)?;
     let input: CreateSite =
@@ -397,7 +410,9 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     };
     config.validate()?;
     let server_key = format!("mfsk_{}", auth::random_hex(2)?);
-    let signing_secret = format!("mfss_{}", auth::random_hex(2)?);
+    // Derived, not stored (`secrets`): version 1 of each direction.
+    let signing_secret = secrets::issue(&env, &input.id, Purpose::Signing, 1)?;
+    let webhook_secret = secrets::issue(&env, &input.id, Purpose::Webhook, 1)?;
     let identity_secret = format!("mfis_{}", auth::random_hex(2)?);
     let now = now_ms();
     let name = input.name.unwrap_or_else(|| input.id.clone());
@@ -405,8 +420,8 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     let result = db
         .prepare(
             "INSERT INTO sites (id, name, origins, created_at, secret_hash, signing_secret, config, webhooks, \
-             retention_days, updated_at, identity_secret) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4, ?10) \
-             ON CONFLICT(id) DO NOTHING",
+             retention_days, updated_at, identity_secret, signing_version, webhook_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7, ?8, ?4, ?9, 1, 1) ON CONFLICT(id) DO NOTHING",
         )
         .bind(&[
             input.id.as_str().into(),
@@ -414,7 +429,6 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
             serde_json::to_string(&input.origins)?.into(),
             js_num(now),
             auth::sha256_hex(server_key.as_bytes()).into(),
-            signing_secret.as_str().into(),
             serde_json::to_string(&config)?.into(),
             serde_json::to_string(&input.webhooks)?.into(),
             js_num(retention),
@@ -426,6 +440,8 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     if changes == 0 {
         return Err(ApiError::new(409, "site_exists", format!("site `{}` already exists", input.id)));
     }
+    let request_id = access::request_id(&req);
+    audit::record(&env, &request_id, &input.id, &Actor::SuperAdmin, "site.created", json!({})).await?;
     let body = json!({
         "id": input.id,
         "name": name,
@@ -434,6 +450,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
         "webhooks": input.webhooks,
         "server_key": server_key,
         "signing_secret": signing_secret,
+        "webhook_secret": webhook_secret,
         "identity_secret": identity_secret,
     });
     Ok(Response::from_json(&body)?.with_status(201))
@@ -483,11 +500,13 @@ pub async fn update(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Response> {
-    auth::require_admin(&req, env)?;
+    let actor = access::authorize(&req, env, id, Permission::Config).await?;
     body::check_json_media_type(&req)?;
     let text = body::read_limited(&mut req, body::MAX_BODY).await?;
-    let input: UpdateSite = serde_json::from_value(body::parse_json(&text)?)
-        .map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
+    let value = body::parse_json(&text)?;
+    let fields: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let input: UpdateSite =
+        serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
     let mut site = Site::load(env, id).await?;
     if let Some(n) = input.name {
         if n.trim().is_empty() || n.len() > 200 {
@@ -533,6 +552,8 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
         return Err(ApiError::new(409, "concurrent_update", "the site changed meanwhile: read it again and retry"));
     }
     site.updated_at = now;
+    let request_id = access::request_id(&req);
+    audit::record(env, &request_id, &site.id, &actor, "config.changed", json!({"fields": fields})).await?;
     Ok(Response::from_json(&site.public_json())?)
 }
 
@@ -543,7 +564,7 @@ pub async fn get(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn get_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
-    auth::require_admin(req, env)?;
+    access::authorize(req, env, id, Permission::Config).await?;
     Ok(Response::from_json(&Site::load(env, id).await?.public_json())?)
 }
 
@@ -556,33 +577,95 @@ pub fn js_num(n: i64) -> JsValue {
     JsValue::from_f64(n as f64)
 }
 
-/// `POST /v1/sites/{site}/secrets/rotate {"kind": "identity"}` (admin): a
-/// new identity secret, answered once. Signatures made with the old one stop
-/// proving identities at once; unproven identifies still tag their own device.
+/// `POST /v1/sites/{site}/secrets/rotate {"kind", "grace_seconds"?}`
+/// (owner): a new secret, answered once. `signing` and `webhook` keep the
+/// previous secret valid (accepted, resp. sent as a second signature) for the
+/// grace period, 24 h unless given (0 to 7 days); `identity` takes effect at
+/// once: signatures made with the old one stop proving identities, unproven
+/// identifies still tag their own device.
 pub async fn rotate_secret(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     let id = ctx.param("site").cloned().unwrap_or_default();
     reply(rotate_inner(req, &ctx.env, &id).await)
 }
 
+enum Rotation {
+    Identity,
+    Derived(Purpose, i64),
+}
+
+fn parse_rotation(v: &Value) -> ApiResult<Rotation> {
+    let bad = |m: &str| ApiError::bad_request("invalid_rotation", m.to_owned());
+    let Value::Object(o) = v else {
+        return Err(bad("the body must be a JSON object {kind, grace_seconds?}"));
+    };
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "kind" | "grace_seconds")) {
+        return Err(ApiError::bad_request("invalid_rotation", format!("{k}: unknown field")));
+    }
+    let grace = match o.get("grace_seconds") {
+        None => secrets::DEFAULT_GRACE_S,
+        Some(g) => g
+            .as_i64()
+            .filter(|g| (0..=secrets::MAX_GRACE_S).contains(g))
+            .ok_or_else(|| bad("grace_seconds: a whole number from 0 to 604800 (7 days)"))?,
+    };
+    match o.get("kind").and_then(Value::as_str) {
+        Some("identity") if o.contains_key("grace_seconds") => {
+            Err(bad("grace_seconds: an identity secret is replaced at once"))
+        }
+        Some("identity") => Ok(Rotation::Identity),
+        Some("signing") => Ok(Rotation::Derived(Purpose::Signing, grace)),
+        Some("webhook") => Ok(Rotation::Derived(Purpose::Webhook, grace)),
+        Some(_) => Err(bad("kind: one of signing, webhook, identity")),
+        None => Err(bad("kind: is required (signing, webhook or identity)")),
+    }
+}
+
 async fn rotate_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Response> {
-    auth::require_admin(&req, env)?;
+    let actor = access::authorize(&req, env, id, Permission::Config).await?;
     body::check_json_media_type(&req)?;
     let text = body::read_limited(&mut req, 1024).await?;
-    let kind = match body::parse_json(&text)? {
-        Value::Object(o) => match o.get("kind") {
-            Some(Value::String(k)) if k == "identity" => "identity",
-            Some(Value::String(_)) => return Err(ApiError::bad_request("invalid_rotation", "kind: must be identity")),
-            _ => return Err(ApiError::bad_request("invalid_rotation", "kind: is required (identity)")),
-        },
-        _ => return Err(ApiError::bad_request("invalid_rotation", "the body must be a JSON object {kind}")),
-    };
+    let rotation = parse_rotation(&body::parse_json(&text)?)?;
     let site = Site::load(env, id).await?;
-    let secret = format!("mfis_{}", auth::random_hex(2)?);
     let now = now_ms().max(site.updated_at + 1);
-    env.d1("DB")?
-        .prepare("UPDATE sites SET identity_secret = ?2, updated_at = ?3 WHERE id = ?1")
-        .bind(&[site.id.as_str().into(), secret.as_str().into(), js_num(now)])?
-        .run()
-        .await?;
-    Ok(Response::from_json(&json!({"site": site.id, "kind": kind, "secret": secret}))?)
+    let db = env.d1("DB")?;
+    let (kind, answer) = match rotation {
+        Rotation::Identity => {
+            let secret = format!("mfis_{}", auth::random_hex(2)?);
+            db.prepare("UPDATE sites SET identity_secret = ?2, updated_at = ?3 WHERE id = ?1")
+                .bind(&[site.id.as_str().into(), secret.as_str().into(), js_num(now)])?
+                .run()
+                .await?;
+            ("identity", json!({"site": site.id, "kind": "identity", "secret": secret}))
+        }
+        Rotation::Derived(purpose, grace_s) => {
+            let (version_col, until_col) = purpose.columns();
+            let from = match purpose {
+                Purpose::Signing => site.secrets.signing.version,
+                Purpose::Webhook => site.secrets.webhook.version,
+            };
+            let next = from + 1;
+            let secret = secrets::issue(env, &site.id, purpose, next)?;
+            let until = now + grace_s * 1000;
+            // Conditional on the version read: two racing rotations cannot
+            // both answer a secret.
+            let result = db
+                .prepare(format!(
+                    "UPDATE sites SET {version_col} = ?2, {until_col} = ?3, updated_at = ?4 \
+                     WHERE id = ?1 AND {version_col} = ?5"
+                ))
+                .bind(&[site.id.as_str().into(), js_num(next), js_num(until), js_num(now), js_num(from)])?
+                .run()
+                .await?;
+            if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+                return Err(ApiError::new(409, "concurrent_update", "the secret was rotated meanwhile: retry"));
+            }
+            let until_text = microfunnel_core::Timestamp::from_millis(until).map(|t| t.to_rfc3339());
+            let answer = json!({"site": site.id, "kind": purpose.as_str(), "secret": secret,
+                                "previous_valid_until": until_text});
+            (purpose.as_str(), answer)
+        }
+    };
+    let request_id = access::request_id(&req);
+    audit::record(env, &request_id, &site.id, &actor, "secret.rotated", json!({"kind": kind})).await?;
+    Ok(Response::from_json(&answer)?)
 }

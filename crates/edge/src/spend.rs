@@ -3,7 +3,8 @@
 //! again replaces the earlier figure (an upload is a correction, never a
 //! double count), and one upload is written in one D1 batch: all rows or none.
 
-use crate::auth::require_admin;
+use crate::access::{self, Permission};
+use crate::audit;
 use crate::body;
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::{Site, js_num, now_ms};
@@ -101,10 +102,11 @@ pub async fn post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 }
 
 async fn post_inner(mut req: Request, ctx: RouteContext<()>) -> ApiResult<Response> {
-    require_admin(&req, &ctx.env)?;
+    let actor = access::authenticate(&req, &ctx.env).await?;
     body::check_json_media_type(&req)?;
     let text = body::read_limited(&mut req, SPEND_MAX_BODY).await?;
     let (site_id, rows) = parse(&body::parse_json(&text)?)?;
+    access::permit(&actor, &site_id, Permission::Spend)?;
     let site = Site::load(&ctx.env, &site_id).await?;
     let db = ctx.env.d1("DB")?;
     let now = now_ms();
@@ -129,6 +131,8 @@ async fn post_inner(mut req: Request, ctx: RouteContext<()>) -> ApiResult<Respon
     // D1 runs a batch as one transaction.
     db.batch(statements).await?;
     let total: i64 = rows.iter().map(|r| r.amount_minor).sum();
+    let request_id = access::request_id(&req);
+    audit::record(&ctx.env, &request_id, &site.id, &actor, "spend.uploaded", json!({"rows": rows.len()})).await?;
     Ok(Response::from_json(&json!({"site": site.id, "rows": rows.len(), "amount_minor": total}))?)
 }
 

@@ -1,4 +1,4 @@
-//! Privacy rights (admin token; `?site=` names the site): `GET
+//! Privacy rights (owner or privacy token; `?site=` names the site): `GET
 //! /v1/subjects/{id}` exports everything held about a subject, `GET
 //! /v1/subjects/{id}/score` explains their score, `DELETE /v1/subjects/{id}`
 //! erases them from every table and from their Durable Objects.
@@ -13,7 +13,8 @@
 //! Erasure goes objects first, then D1: an object erase repeats harmlessly,
 //! and while the D1 rows stand a retry still finds every object to erase.
 
-use crate::auth::require_admin;
+use crate::access::{self, Actor, Permission};
+use crate::audit;
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::Site;
 use crate::visitor;
@@ -26,23 +27,27 @@ const VISITOR_TABLES: &[&str] = &["visitors", "sessions", "identities", "convers
 
 struct Subject {
     site: Site,
+    /// Who asked, and the request's id, for the audit log.
+    actor: Actor,
+    request_id: String,
     /// The id as given, and the ids linked to it.
     ids: Vec<String>,
     visitors: Vec<String>,
 }
 
 async fn resolve(req: &Request, env: &Env, raw_id: &str) -> ApiResult<Subject> {
-    require_admin(req, env)?;
+    let actor = access::authenticate(req, env).await?;
     let site_id = req.url()?.query_pairs().find(|(k, _)| k == "site").map(|(_, v)| v.into_owned());
     let Some(site_id) = site_id else {
         return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
     };
-    resolve_in(env, &site_id, raw_id).await
+    access::permit(&actor, &site_id, Permission::Subjects)?;
+    resolve_in(env, &site_id, raw_id, actor, access::request_id(req)).await
 }
 
 /// `{site, id}` from a POST body (admin).
 async fn resolve_body(mut req: Request, env: &Env) -> ApiResult<(Subject, String)> {
-    require_admin(&req, env)?;
+    let actor = access::authenticate(&req, env).await?;
     crate::body::check_json_media_type(&req)?;
     let text = crate::body::read_limited(&mut req, 2048).await?;
     let Value::Object(b) = crate::body::parse_json(&text)? else {
@@ -54,10 +59,17 @@ async fn resolve_body(mut req: Request, env: &Env) -> ApiResult<(Subject, String
     let (Some(Value::String(site)), Some(Value::String(id))) = (b.get("site"), b.get("id")) else {
         return Err(ApiError::bad_request("invalid_subject", "site and id: both are required strings"));
     };
-    Ok((resolve_in(env, site, id).await?, id.clone()))
+    access::permit(&actor, site, Permission::Subjects)?;
+    Ok((resolve_in(env, site, id, actor, access::request_id(&req)).await?, id.clone()))
 }
 
-async fn resolve_in(env: &Env, site_id: &str, raw_id: &str) -> ApiResult<Subject> {
+impl Subject {
+    async fn audit(&self, env: &Env, action: &str, detail: Value) -> ApiResult<()> {
+        audit::record(env, &self.request_id, &self.site.id, &self.actor, action, detail).await
+    }
+}
+
+async fn resolve_in(env: &Env, site_id: &str, raw_id: &str, actor: Actor, request_id: String) -> ApiResult<Subject> {
     let site = Site::load(env, site_id).await?;
     if raw_id.is_empty() || raw_id.len() > 320 {
         return Err(ApiError::bad_request("invalid_subject", "the subject id must be 1 to 320 bytes"));
@@ -97,7 +109,7 @@ async fn resolve_in(env: &Env, site_id: &str, raw_id: &str) -> ApiResult<Subject
     ids.extend(visitors.iter().cloned());
     ids.sort();
     ids.dedup();
-    Ok(Subject { site, ids, visitors })
+    Ok(Subject { site, actor, request_id, ids, visitors })
 }
 
 async fn linked_ids(db: &D1Database, site: &str, visitors: &[String]) -> ApiResult<Vec<String>> {
@@ -171,6 +183,7 @@ async fn export_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> 
     for v in &s.visitors {
         objects.push(json!({"visitor": v, "state": visitor::export(env, &s.site.id, v).await?}));
     }
+    s.audit(env, "subject.exported", json!({"visitors": s.visitors.len()})).await?;
     let body = json!({"site": s.site.id, "subject": id, "ids": s.ids, "visitors": s.visitors, "tables": tables, "visitor_objects": objects});
     Ok(Response::from_json(&body)?)
 }
@@ -187,6 +200,7 @@ async fn score_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> 
     for v in &s.visitors {
         scores.push(json!({"visitor": v, "score": visitor::score(env, &s.site, v).await?}));
     }
+    s.audit(env, "subject.explained", json!({"visitors": s.visitors.len()})).await?;
     Ok(Response::from_json(&json!({"site": s.site.id, "subject": id, "scores": scores}))?)
 }
 
@@ -241,5 +255,7 @@ async fn erase_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
     for (table, r) in std::iter::once(&"events").chain(VISITOR_TABLES).zip(&results) {
         deleted.insert((*table).into(), json!(r.meta()?.and_then(|m| m.changes).unwrap_or(0)));
     }
+    // Counts only: the log must not keep the id the erasure removed.
+    s.audit(env, "subject.erased", json!({"visitors": s.visitors.len(), "deleted": deleted})).await?;
     Ok(Response::from_json(&json!({"site": site, "subject": id, "deleted": deleted, "visitor_objects": objects}))?)
 }

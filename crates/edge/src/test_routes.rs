@@ -10,7 +10,16 @@
 use crate::errors::error;
 use worker::{Request, Response, Result, RouteContext};
 
+/// Even in the test build these routes answer only on a loopback host, so a
+/// test build deployed by mistake does not expose them.
+fn off_loopback(req: &Request) -> bool {
+    !req.url().is_ok_and(|u| crate::access::is_loopback_host(u.host_str().unwrap_or("")))
+}
+
 pub async fn vectors(mut req: Request, _ctx: RouteContext<()>) -> Result<Response> {
+    if off_loopback(&req) {
+        return crate::errors::not_found();
+    }
     let text = req.text().await?;
     match microfunnel_core::vectors::run_file(&text) {
         Ok(report) => Response::from_json(&report),
@@ -20,7 +29,10 @@ pub async fn vectors(mut req: Request, _ctx: RouteContext<()>) -> Result<Respons
 
 /// `POST /__test/cron`: runs the daily purge now (wrangler dev has no clock
 /// to fast-forward).
-pub async fn cron(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
+pub async fn cron(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    if off_loopback(&req) {
+        return crate::errors::not_found();
+    }
     crate::errors::reply(crate::cron::purge(&ctx.env).await.and_then(|v| Ok(Response::from_json(&v)?)))
 }
 
@@ -28,6 +40,9 @@ pub async fn cron(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
 /// real ingest path, with `resolved` standing in for what D1 said when the
 /// batch began (a merge has since moved those ids on).
 pub async fn stale_batch(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    if off_loopback(&req) {
+        return crate::errors::not_found();
+    }
     let body: serde_json::Value = match req.json().await {
         Ok(v) => v,
         Err(e) => return error(400, "invalid_json", &e.to_string()),

@@ -1,8 +1,10 @@
 //! Outgoing webhooks (conversions, tier changes), delivered by the visitor's
 //! Durable Object: queued in its SQLite `outbox` in the same step as the
-//! change, sent by its alarm, signed like incoming server events
-//! (`X-MF-Signature: t=<unix s>,v1=<hex HMAC-SHA256("<t>.<body>")>` under the
-//! site's signing secret), retried with exponential backoff (1 s × 4^n, five
+//! change, sent by its alarm, signed with the site's webhook secret — never
+//! the one that authenticates incoming events, so a receiver cannot forge
+//! them (`X-MF-Webhook-Signature: t=<unix s>,v1=<hex HMAC-SHA256("<t>.<body>")>`,
+//! with a second `v1=` under the previous secret during a rotation's grace
+//! period), retried with exponential backoff (1 s × 4^n, five
 //! attempts), every attempt logged in D1 `webhook_deliveries`.
 //!
 //! A webhook cannot be aimed inside: https to a host name only (no IP
@@ -102,6 +104,9 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
         .to_array()?;
     if !due.is_empty() {
         let site = Site::load(env, site_id).await?;
+        // Nothing goes out unsigned: without its key this fails, and the
+        // outbox keeps the deliveries for the next alarm.
+        let keys = crate::secrets::valid(env, &site.id, &site.secrets, crate::secrets::Purpose::Webhook, now)?;
         let db = env.d1("DB")?;
         // The site's delivery budget for this minute: what it does not cover
         // waits for the next window.
@@ -116,7 +121,7 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
         for item in due {
             let attempt = item.attempt as i64 + 1;
             let (status, error) = if allowed_url(&item.url, site.loopback_ok) {
-                send(&site, item).await
+                send(&keys, item).await
             } else {
                 (None, Some("the webhook URL is not allowed (https to a public host name only)".to_owned()))
             };
@@ -155,13 +160,23 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
     Ok(())
 }
 
-async fn send(site: &Site, item: &Outgoing) -> (Option<u16>, Option<String>) {
+/// `t=<unix s>,v1=<sig>[,v1=<sig>]`: one signature per valid secret.
+fn signature_header(keys: &[String], t: i64, body: &str) -> String {
+    let signed = format!("{t}.{body}");
+    let mut out = format!("t={t}");
+    for k in keys {
+        out.push_str(",v1=");
+        out.push_str(&hex(&hmac_sha256(k.as_bytes(), signed.as_bytes())));
+    }
+    out
+}
+
+async fn send(keys: &[String], item: &Outgoing) -> (Option<u16>, Option<String>) {
     let t = now_ms() / 1000;
-    let signature = hex(&hmac_sha256(site.signing_secret.as_bytes(), format!("{t}.{}", item.body).as_bytes()));
     let headers = Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v);
     if set("Content-Type", "application/json").is_err()
-        || set("X-MF-Signature", &format!("t={t},v1={signature}")).is_err()
+        || set("X-MF-Webhook-Signature", &signature_header(keys, t, &item.body)).is_err()
         || set("X-MF-Delivery", &item.id).is_err()
     {
         return (None, Some("could not build the request".into()));
