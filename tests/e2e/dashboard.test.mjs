@@ -38,10 +38,17 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   });
   assert.equal(res.status, 200, await res.text());
 
+  // Served with a strict CSP, never framed, never sniffed.
+  for (const path of ['/dashboard/', '/dashboard/dashboard.js']) {
+    const r = await fetch(`${base}${path}`);
+    await r.body?.cancel();
+    assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self';.*frame-ancestors 'none'/, path);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+  }
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/dashboard/?site=${site.id}`);
-  assert.equal(await page.locator('#status').textContent(), 'Enter the site and the admin token.');
+  assert.equal(await page.locator('#status').textContent(), 'Enter the site and your token (owner or analyst; the operator\'s admin token works too).');
   assert.equal(await page.inputValue('input[name=site]'), site.id);
 
   // A wrong token: the API's own error is shown, nothing rendered.
@@ -102,5 +109,84 @@ test('dashboard: money in the minor unit of the site currency (JPY has none)', a
   await until(async () => (await page.locator('#status').textContent()).startsWith(`Site ${site.id} as of`));
   const overview = await page.locator('#overview div').evaluateAll((ds) => Object.fromEntries(ds.map((d) => [d.firstChild.textContent, d.lastChild.textContent])));
   assert.equal(overview.Value, 'JPY 4,500');
+  await context.close();
+});
+
+test('dashboard: each role sees what it may read; an owner makes and revokes tokens and share links; a share link shows aggregates only', async () => {
+  const site = await createSite('dashrole', { origins: [ORIGIN], conversions: [{ event: 'Consultation Booked', default_value_minor: 9000, currency: 'EUR' }] });
+  const anon = randomUUID();
+  const sent = await fetch(`${base}/v1/batch`, {
+    method: 'POST',
+    headers: { origin: ORIGIN },
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Consultation Booked', anonymousId: anon, messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
+  });
+  assert.equal(sent.status, 200, await sent.text());
+  const token = async (role) => {
+    const r = await fetch(`${base}/v1/sites/${site.id}/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ role, name: `${role} for the dashboard` }),
+    });
+    assert.equal(r.status, 201);
+    return (await r.json()).token;
+  };
+  // Each login in a fresh tab, as a person would open it.
+  let context, page;
+  const login = async (t) => {
+    await context?.close();
+    context = await browser.newContext();
+    page = await context.newPage();
+    await page.goto(`${base}/dashboard/?site=${site.id}`);
+    await page.fill('input[name=token]', t);
+    await page.click('button[type=submit]');
+    await until(async () => (await page.locator('#status').textContent()).startsWith(`Site ${site.id} as of`) || (await page.locator('#status').getAttribute('class')) === 'error');
+  };
+  const visible = (sel) => page.locator(sel).isVisible();
+
+  // Analyst: reports and leads; no access management.
+  await login(await token('analyst'));
+  assert.equal(await page.locator('#role').textContent(), 'Signed in as analyst: reports and leads, read-only.');
+  assert.ok(await visible('#leads'));
+  assert.ok(await visible('#attribution'));
+  assert.equal(await visible('#h-access'), false);
+  assert.equal((await page.locator('#leads tbody tr').first().evaluate((tr) => tr.cells[0].textContent)), anon);
+
+  // A privacy token reads no report: refused with a message, nothing shown.
+  await login(await token('privacy'));
+  assert.equal(await page.locator('#status').getAttribute('class'), 'error');
+
+  // Owner: everything, and the Access section.
+  await login(await token('owner'));
+  assert.equal(await page.locator('#role').textContent(), 'Signed in as owner: everything on this site.');
+  assert.ok(await visible('#h-access'));
+  await page.fill('#new-token input[name=name]', 'Agency reader');
+  await page.selectOption('#new-token select[name=role]', 'analyst');
+  await page.click('#new-token button[type=submit]');
+  await until(async () => /^mft_[0-9a-f]{64}$/.test(await page.locator('#secret-value').textContent()));
+  const made = await page.locator('#secret-value').textContent();
+  await until(async () => (await page.locator('#tokens tbody tr').allTextContents()).some((t) => t.startsWith('Agency reader')));
+  const reads = () => fetch(`${base}/v1/leads?site=${site.id}`, { headers: { authorization: `Bearer ${made}` } }).then((r) => r.status);
+  assert.equal(await reads(), 200);
+  await page.click('button[aria-label="Revoke Agency reader"]');
+  await until(async () => (await reads()) === 401);
+  await until(async () => (await page.locator('button[aria-label="Revoke Agency reader"]').count()) === 0);
+
+  await page.click('#new-share');
+  await until(async () => (await page.locator('#secret-value').textContent()).includes('#share=mfs_'));
+  const link = await page.locator('#secret-value').textContent();
+  assert.ok(link.startsWith(`${base}/dashboard/?site=${site.id}#share=mfs_`), link);
+
+  // The share link, in a fresh tab: aggregates only, the secret out of the address bar.
+  const shared = await (await browser.newContext()).newPage();
+  await shared.goto(link);
+  await until(async () => (await shared.locator('#status').textContent()).startsWith(`Site ${site.id} as of`));
+  assert.equal(await shared.locator('#role').textContent(), 'Shared view: aggregates only.');
+  assert.ok(await shared.locator('#attribution').isVisible());
+  assert.equal(await shared.locator('#leads').isVisible(), false);
+  assert.equal(await shared.locator('#h-access').isVisible(), false);
+  assert.equal(new URL(shared.url()).hash, '');
+  const rows = await shared.locator('#attribution tbody tr').evaluateAll((trs) => trs.map((tr) => tr.cells[0].textContent));
+  assert.deepEqual(rows, ['(unattributed)']);
+  await shared.context().close();
   await context.close();
 });

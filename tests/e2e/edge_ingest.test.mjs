@@ -277,13 +277,20 @@ test('sites: admin token required; validated; ids unique', async () => {
 });
 
 test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304 and cache headers', async () => {
-  const site = await createSite({ cta: { hot: { text: 'Call us now' } }, consent: { cookieless_pageviews: true } });
+  const site = await createSite({
+    cta: { hot: { text: 'Call us now' } },
+    consent: { cookieless_pageviews: true },
+    channels: { internal_hosts: ['intranet.secret-host.example'] },
+  });
   const res = await fetch(`${base}/v1/sites/${site.id}/config`, { headers: { origin: ORIGIN } });
   const body = await res.json();
+  assert.ok(!JSON.stringify(body).includes('secret-host'), 'internal host names are not public');
   assert.equal(res.status, 200);
   assert.equal(body.site, site.id);
   assert.equal(typeof body.rules_version, 'string');
-  assert.ok(body.rules.tiers);
+  assert.equal(typeof body.rules_compact, 'object');
+  // Only what the module needs: no rule labels, channel overrides or conversion definitions.
+  assert.deepEqual(Object.keys(body).sort(), ['consent', 'cta', 'rules_compact', 'rules_version', 'site']);
   assert.deepEqual(body.cta, { hot: { text: 'Call us now' } });
   assert.equal(body.consent.cookieless_pageviews, true);
   assert.equal(body.consent.policy_version, 1);
@@ -323,7 +330,8 @@ test('PATCH /v1/sites/{site}: origins, rules and CTAs change, validated as at cr
   assert.equal((await badRules.json()).error.code, 'invalid_config');
   assert.deepEqual(await config(), before, 'a refused update changes nothing');
 
-  const rules = { ...before.body.rules, version: 'cabinet-v2' };
+  const { effective_rules } = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
+  const rules = { ...effective_rules, version: 'cabinet-v2' };
   const ok = await patch({ origins: ['https://new.example'], rules, cta: { cold: { text: 'Lire nos guides' } } });
   const updated = await ok.json();
   assert.equal(ok.status, 200, JSON.stringify(updated));

@@ -325,7 +325,7 @@ test('a rule change re-scores the visitor at its next event, and back again (the
   const before = row();
   assert.equal(before.score_milli, 15000);
 
-  const { rules } = await (await fetch(`${base}/v1/sites/${site.id}/config`)).json();
+  const { effective_rules: rules } = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
   rules.version = 'pricing-heavy';
   rules.actions.web.pricing_view.points = 40;
   await patch({ rules });

@@ -79,7 +79,7 @@ test('each role reaches exactly its endpoint families on its own site, and none 
   const shareBody = await share.json();
   assert.equal(share.status, 201, JSON.stringify(shareBody));
   assert.match(shareBody.id, /^mfsh_/);
-  const m = shareBody.url.match(/^http:\/\/[^/]+\/dashboard\/#share=(mfs_[0-9a-f]{64})$/);
+  const m = shareBody.url.match(new RegExp(`^http://[^/]+/dashboard/\\?site=${a.id}#share=(mfs_[0-9a-f]{64})$`));
   assert.ok(m, shareBody.url);
   creds.share = m[1];
 

@@ -1,7 +1,11 @@
 /* microfunnel dashboard: reads the collector's admin API (same origin) and
    renders it with DOM APIs only (textContent, never markup strings: channel
-   names, paths and ids come from visitors' browsers). The admin token lives
-   in this tab's sessionStorage only, and is sent only to this origin. */
+   names, paths and ids come from visitors' browsers). It logs in with a site
+   token (owner or analyst), a share link (#share=…, aggregates only) or the
+   operator's admin token, and shows what that credential may read: a section
+   the API refuses (403) is hidden. The token lives in this tab's
+   sessionStorage only (gone with the tab), is sent only to this origin, and
+   a share link's secret is taken out of the address bar at once. */
 (function () {
   'use strict';
   var form = document.getElementById('controls');
@@ -41,7 +45,7 @@
   function ms(x) { return x == null ? '—' : x < 1000 ? num(x, 0) + ' ms' : num(x / 1000, 1) + ' s'; }
   function when(t) { return t == null ? '—' : new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'; }
 
-  /** A table from a header row and rows of cells (`{text, cls}` or plain values). */
+  /** A table from a header row and rows of cells (`{text, cls}`, a ready `<td>`, or plain values). */
   function table(id, head, rows, empty) {
     var t = document.getElementById(id);
     t.replaceChildren();
@@ -57,19 +61,30 @@
     rows.forEach(function (r) {
       var row = body.appendChild(el('tr'));
       r.forEach(function (c) {
-        row.appendChild(c && typeof c === 'object' ? el('td', c.text, c.cls) : el('td', c));
+        row.appendChild(c instanceof Node ? c : c && typeof c === 'object' ? el('td', c.text, c.cls) : el('td', c));
       });
     });
   }
 
-  function api(path, token) {
-    return fetch(path, { headers: { authorization: 'Bearer ' + token }, credentials: 'omit', cache: 'no-store' })
-      .then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (body) {
-          if (!r.ok) throw new Error((body.error && body.error.message) || 'HTTP ' + r.status);
-          return body;
-        });
+  function api(path, token, method, body) {
+    var init = { headers: { authorization: 'Bearer ' + token }, credentials: 'omit', cache: 'no-store' };
+    if (method) init.method = method;
+    if (body) { init.body = JSON.stringify(body); init.headers['content-type'] = 'application/json'; }
+    return fetch(path, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        if (r.ok) return b;
+        var e = new Error((b.error && b.error.message) || 'HTTP ' + r.status);
+        e.status = r.status;
+        throw e;
       });
+    });
+  }
+  /** The answer, or null when this credential may not read it (403). */
+  function allowed(p) {
+    return p.catch(function (e) { if (e.status === 403) return null; throw e; });
+  }
+  function show(family, yes) {
+    document.querySelectorAll('[data-needs="' + family + '"]').forEach(function (s) { s.hidden = !yes; });
   }
 
   function overview(k) {
@@ -131,21 +146,53 @@
     }));
   }
 
-  function tiers(site) {
-    fetch('/v1/sites/' + encodeURIComponent(site) + '/config', { credentials: 'omit' }).then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (c) {
-        var t = c && c.rules && c.rules.tiers;
-        if (!t) return;
-        var sel = form.elements.tier, keep = sel.value;
-        sel.replaceChildren(el('option', 'all tiers'));
-        sel.firstChild.value = '';
-        Object.keys(t).sort(function (a, b) { return t[b] - t[a]; }).forEach(function (id) {
-          var o = el('option', id + ' (≥ ' + t[id] + ')');
-          o.value = id;
-          sel.appendChild(o);
-        });
-        sel.value = keep;
-      }).catch(function () {});
+  function tiers(ids) {
+    var sel = form.elements.tier, keep = sel.value;
+    sel.replaceChildren(el('option', 'all tiers'));
+    sel.firstChild.value = '';
+    (ids || []).slice().reverse().forEach(function (id) {
+      var o = el('option', id);
+      o.value = id;
+      sel.appendChild(o);
+    });
+    sel.value = keep;
+  }
+
+  function date(t) { return t ? t.slice(0, 16).replace('T', ' ') + ' UTC' : '—'; }
+  function revokeButton(label, path) {
+    var b = el('button', 'Revoke');
+    b.type = 'button';
+    b.setAttribute('aria-label', 'Revoke ' + label);
+    b.addEventListener('click', function () {
+      api(path, form.elements.token.value, 'DELETE').then(load, fail);
+    });
+    return b;
+  }
+  function access(site, t, sh) {
+    var base = '/v1/sites/' + encodeURIComponent(site);
+    table('tokens', ['Name', 'Role', 'Created', 'Expires', 'Last used', 'Revoked', ''], t.tokens.map(function (x) {
+      var td = el('td');
+      if (!x.revoked_at) td.appendChild(revokeButton(x.name, base + '/tokens/' + encodeURIComponent(x.id)));
+      return [{ text: x.name, cls: 'text' }, x.role, date(x.created_at), date(x.expires_at), date(x.last_used_at),
+        date(x.revoked_at), td];
+    }), 'No token yet.');
+    table('shares', ['Name', 'Created', 'Expires', 'Revoked', ''], sh.shares.map(function (x) {
+      var td = el('td');
+      if (!x.revoked_at) td.appendChild(revokeButton(x.name, base + '/shares/' + encodeURIComponent(x.id)));
+      return [{ text: x.name, cls: 'text' }, date(x.created_at), date(x.expires_at), date(x.revoked_at), td];
+    }), 'No share link yet.');
+  }
+  function reveal(label, value) {
+    document.getElementById('secret-label').textContent = label;
+    document.getElementById('secret-value').textContent = value;
+    document.getElementById('secret').hidden = false;
+  }
+  function fail(e) {
+    status.className = 'error';
+    status.textContent = e.message;
+    if (e.status === 401) {
+      try { sessionStorage.removeItem(TOKEN_KEY); } catch (x) {}
+    }
   }
 
   function load() {
@@ -155,39 +202,72 @@
     try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) {}
     var q = 'site=' + encodeURIComponent(site);
     var period = (f.from.value ? '&from=' + f.from.value : '') + (f.to.value ? '&to=' + f.to.value : '');
+    var base = '/v1/sites/' + encodeURIComponent(site);
     status.className = '';
     status.textContent = 'Loading…';
     Promise.all([
-      api('/v1/reports/attribution?' + q + period, token),
-      api('/v1/sites/' + encodeURIComponent(site), token),
-      api('/v1/reports/kpis?' + q + period + '&model=' + encodeURIComponent(f.model.value), token),
-      api('/v1/leads?' + q + (f.tier.value ? '&tier=' + encodeURIComponent(f.tier.value) : ''), token),
-      api('/v1/reports/paths?' + q + period, token),
+      allowed(api('/v1/reports/attribution?' + q + period, token)),
+      allowed(api('/v1/reports/kpis?' + q + period + '&model=' + encodeURIComponent(f.model.value), token)),
+      allowed(api('/v1/leads?' + q + (f.tier.value ? '&tier=' + encodeURIComponent(f.tier.value) : ''), token)),
+      allowed(api('/v1/reports/paths?' + q + period, token)),
+      allowed(api(base + '/tokens', token)),
+      allowed(api(base + '/shares', token)),
     ]).then(function (r) {
-      var defs = (r[1].config && r[1].config.conversions) || [];
-      setCurrency((defs.filter(function (d) { return d.currency; })[0] || {}).currency);
-      attribution(r[0]);
-      overview(r[2]);
-      channels(r[2]);
-      leads(r[3]);
-      paths(r[4]);
+      if (!r[0] && !r[2] && !r[4]) throw new Error('This token may not read this site’s reports.');
+      show('aggregates', !!r[0]);
+      show('leads', !!r[2]);
+      show('tokens', !!(r[4] && r[5]));
+      if (r[1]) setCurrency(r[1].currency);
+      if (r[0]) attribution(r[0]);
+      if (r[1]) { overview(r[1]); channels(r[1]); }
+      if (r[2]) { tiers(r[2].tiers); leads(r[2]); }
+      if (r[3]) paths(r[3]);
+      if (r[4] && r[5]) access(site, r[4], r[5]);
+      var role = document.getElementById('role');
+      role.hidden = false;
+      role.textContent = r[4] ? 'Signed in as owner: everything on this site.'
+        : r[2] ? 'Signed in as analyst: reports and leads, read-only.'
+        : 'Shared view: aggregates only.';
       status.textContent = 'Site ' + site + ' as of ' + new Date().toLocaleTimeString('en') + '.';
-    }).catch(function (e) {
-      status.className = 'error';
-      status.textContent = e.message;
-    }).then(function () {
+    }).catch(fail).then(function () {
       if (f.live.checked) timer = setTimeout(load, 10000);
     });
   }
 
+  document.getElementById('new-token').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var f = e.target.elements, site = form.elements.site.value.trim();
+    var body = { name: f.name.value.trim(), role: f.role.value };
+    if (f.expires.value) body.expires_at = f.expires.value + 'T23:59:59Z';
+    api('/v1/sites/' + encodeURIComponent(site) + '/tokens', form.elements.token.value, 'POST', body).then(function (t) {
+      reveal('New ' + t.role + ' token “' + t.name + '”:', t.token);
+      f.name.value = '';
+      load();
+    }, fail);
+  });
+  document.getElementById('new-share').addEventListener('click', function () {
+    var f = document.getElementById('new-token').elements, site = form.elements.site.value.trim();
+    var body = { name: f.name.value.trim() || 'share link' };
+    if (f.expires.value) body.expires_at = f.expires.value + 'T23:59:59Z';
+    api('/v1/sites/' + encodeURIComponent(site) + '/shares', form.elements.token.value, 'POST', body).then(function (sh) {
+      reveal('New share link:', sh.url);
+      load();
+    }, fail);
+  });
+
   form.addEventListener('submit', function (e) {
     e.preventDefault();
-    tiers(form.elements.site.value.trim());
     load();
   });
   form.elements.live.addEventListener('change', load);
   var params = new URLSearchParams(location.search);
   if (params.get('site')) form.elements.site.value = params.get('site');
   try { form.elements.token.value = sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) {}
-  if (form.elements.token.value) { tiers(form.elements.site.value); load(); }
+  // A share link: its secret becomes this tab's token and leaves the address bar.
+  var share = /^#share=(mfs_[0-9a-f]+)$/.exec(location.hash);
+  if (share) {
+    form.elements.token.value = share[1];
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  if (form.elements.token.value) load();
 })();

@@ -1,6 +1,9 @@
-//! `GET /v1/sites/{site}/config`: what the browser module runs on — the
-//! scoring rules, CTA variants and consent policy — with an `ETag` (a hash of
-//! the body; `If-None-Match` → 304) and short shared caching.
+//! `GET /v1/sites/{site}/config`: what the browser module runs on and
+//! nothing more — the scoring rules in the core's compact form, the CTA
+//! variants and the consent policy — with an `ETag` (a hash of the body;
+//! `If-None-Match` → 304) and short shared caching. It is public: the rule
+//! document's labels, the channel overrides (internal host names) and the
+//! conversion definitions stay with the owner (`GET /v1/sites/{site}`).
 
 use crate::auth::sha256_hex;
 use crate::cors;
@@ -32,9 +35,7 @@ fn respond(req: &Request, site: &Site) -> ApiResult<Response> {
     let body = json!({
         "site": site.id,
         "rules_version": rules.version(),
-        "rules": rules.to_json(),
-        // The same rules in the core's compact form: what the browser module
-        // decodes (it ships no rule-file validator).
+        // What the browser module decodes (it ships no rule-file validator).
         "rules_compact": rules.to_compact(),
         "cta": c.cta,
         "consent": {
@@ -43,8 +44,6 @@ fn respond(req: &Request, site: &Site) -> ApiResult<Response> {
             "respect_dnt": c.consent.respect_dnt,
             "sanitise": c.consent.sanitise,
         },
-        "channels": c.channels,
-        "conversions": c.conversions.iter().map(|d| d.event.as_str()).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string(&body)?;
     let etag = format!("\"{}\"", sha256_hex(text.as_bytes()).get(..32).unwrap_or_default());

@@ -368,6 +368,8 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         "conversion_rate": if n_visitors > 0.0 { n_conv / n_visitors } else { 0.0 },
         "tta_ms": {"p50": metrics::percentile(&tta, 50.0), "p99": metrics::percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
         "tiers": tiers,
+        // The currency values are in (its digits say how to show minor units).
+        "currency": q.site.config.conversions.iter().find_map(|d| d.currency.as_deref()),
         "channels": per_channel,
         "funnel": funnel,
         "aqs": aqs,
@@ -585,5 +587,7 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
             leads.iter().map(|r| cols.iter().map(|c| r.get(*c).cloned().unwrap_or(Value::Null)).collect()).collect();
         return csv_response(&cols, &out);
     }
-    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "at": now, "leads": leads}))?)
+    // Tier ids, lowest first: what a reader without the settings filters by.
+    let tiers: Vec<&str> = rules.tier_ids().collect();
+    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "tiers": tiers, "at": now, "leads": leads}))?)
 }

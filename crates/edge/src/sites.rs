@@ -228,6 +228,8 @@ impl Site {
             "webhooks": self.webhooks,
             "updated_at": self.updated_at,
             "config": self.config,
+            // The rule document in force (the defaults when `rules` is null).
+            "effective_rules": self.config.rules().to_json(),
         })
     }
 }

@@ -177,7 +177,7 @@ async fn create(mut req: Request, env: &Env, site_id: &str, kind: Kind) -> ApiRe
             // In the fragment: a browser never sends it to any server, so
             // the secret stays out of access logs and Referer headers.
             let url = req.url()?;
-            let link = format!("{}/dashboard/#share={secret}", url.origin().ascii_serialization());
+            let link = format!("{}/dashboard/?site={}#share={secret}", url.origin().ascii_serialization(), site.id);
             answer.insert("url".into(), json!(link));
         }
     }
