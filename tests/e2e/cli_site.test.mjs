@@ -12,10 +12,13 @@ import { join } from 'node:path';
 import { base, ADMIN, admin, fetch, root } from './lib.mjs';
 
 function cli(args, env = {}) {
+  const clean = { ...process.env };
+  delete clean.MICROFUNNEL_TOKEN;
+  delete clean.MICROFUNNEL_ADMIN_TOKEN;
   return spawnSync('cargo', ['run', '-q', '-p', 'microfunnel-cli', '--', ...args], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...process.env, ...env },
+    env: { ...clean, ...env },
     timeout: 600_000,
   });
 }
@@ -71,14 +74,63 @@ test('microfunnel site create makes a working site; a refused one exits non-zero
   assert.equal(res.status, 200, JSON.stringify(body));
   assert.equal(body.accepted, 1);
 
-  const again = cli(['site', 'create', '--url', base, '--token', ADMIN, '--id', id, '--origin', 'https://cabinet.example']);
+  const again = cli(['site', 'create', '--url', base, '--id', id, '--origin', 'https://cabinet.example'], { MICROFUNNEL_ADMIN_TOKEN: ADMIN });
   assert.notEqual(again.status, 0);
   assert.match(again.stderr, /409/);
   assert.match(again.stderr, /site_exists/);
   const badRules = join(dir, 'bad.toml');
   writeFileSync(badRules, 'version = "x"\n[actions.web.pricing_view]\npoints = "many"\n');
-  const refused = cli(['site', 'create', '--url', base, '--token', ADMIN, '--id', `${id}-b`, '--origin', 'https://x.example', '--rules', badRules]);
+  const refused = cli(['site', 'create', '--url', base, '--id', `${id}-b`, '--origin', 'https://x.example', '--rules', badRules], { MICROFUNNEL_ADMIN_TOKEN: ADMIN });
   assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, /bad\.toml/);
   assert.equal((await fetch(`${base}/v1/sites/${id}-b`, { headers: admin })).status, 404, 'nothing was created');
+});
+
+test('microfunnel token and share: create, list and revoke a site\'s credentials; the token never on the command line', async () => {
+  const id = `cli-${randomUUID().slice(0, 8)}`;
+  const made = cli(['site', 'create', '--url', base, '--id', id, '--origin', 'https://cabinet.example'], { MICROFUNNEL_ADMIN_TOKEN: ADMIN });
+  assert.equal(made.status, 0, made.stderr);
+  const missing = cli(['token', 'list', '--url', base, '--site', id]);
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /MICROFUNNEL_TOKEN/);
+  assert.notEqual(cli(['token', 'list', '--url', base, '--site', id, '--token', ADMIN]).status, 0, 'no --token flag');
+  const clear = cli(['token', 'list', '--url', 'http://collector.example.com', '--site', id], { MICROFUNNEL_TOKEN: ADMIN });
+  assert.notEqual(clear.status, 0);
+  assert.match(clear.stderr, /plain http:\/\/ only to a loopback host/);
+
+  const owner = cli(['token', 'create', '--url', base, '--site', id, '--role', 'owner', '--name', 'Partner'], { MICROFUNNEL_ADMIN_TOKEN: ADMIN });
+  assert.equal(owner.status, 0, owner.stderr);
+  const ownerToken = JSON.parse(owner.stdout);
+  assert.match(ownerToken.token, /^mft_/);
+  assert.match(owner.stderr, /not shown again/);
+  assert.notEqual(cli(['token', 'create', '--url', base, '--site', id, '--role', 'root', '--name', 'x'], { MICROFUNNEL_ADMIN_TOKEN: ADMIN }).status, 0);
+
+  // The owner's token, from a file: makes an analyst token, lists, revokes.
+  const dir = mkdtempSync(join(tmpdir(), 'mf-cli-'));
+  const file = join(dir, 'token');
+  writeFileSync(file, `${ownerToken.token}\n`);
+  const analyst = cli(['token', 'create', '--url', base, '--token-file', file, '--site', id, '--role', 'analyst', '--name', 'Agency', '--expires', new Date(Date.now() + 86_400_000).toISOString()]);
+  assert.equal(analyst.status, 0, analyst.stderr);
+  const a = JSON.parse(analyst.stdout);
+  assert.equal(a.role, 'analyst');
+  const list = cli(['token', 'list', '--url', base, '--site', id], { MICROFUNNEL_TOKEN: ownerToken.token });
+  assert.equal(list.status, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout).tokens.map((t) => t.name).sort(), ['Agency', 'Partner']);
+  assert.ok(!list.stdout.includes(a.token));
+  const revoke = cli(['token', 'revoke', '--url', base, '--site', id, a.id], { MICROFUNNEL_TOKEN: ownerToken.token });
+  assert.equal(revoke.status, 0, revoke.stderr);
+  const res = await fetch(`${base}/v1/leads?site=${id}`, { headers: { authorization: `Bearer ${a.token}` } });
+  assert.equal(res.status, 401);
+  await res.body?.cancel();
+  const again = cli(['token', 'revoke', '--url', base, '--site', id, a.id], { MICROFUNNEL_TOKEN: ownerToken.token });
+  assert.notEqual(again.status, 0);
+  assert.match(again.stderr, /404/);
+
+  const share = cli(['share', 'create', '--url', base, '--site', id, '--name', 'Board'], { MICROFUNNEL_TOKEN: ownerToken.token });
+  assert.equal(share.status, 0, share.stderr);
+  const url = JSON.parse(share.stdout).url;
+  const secret = new URL(url).hash.replace('#share=', '');
+  const agg = await fetch(`${base}/v1/reports/paths?site=${id}`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(agg.status, 200);
+  await agg.body?.cancel();
 });

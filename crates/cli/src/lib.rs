@@ -1,12 +1,14 @@
 //! `microfunnel-cli`: the command line over `microfunnel-core` — attribution on
-//! exported journeys, lead scoring of event files, rule-file checks, site
-//! creation on a running collector.
+//! exported journeys, lead scoring of event files, rule-file checks, and a
+//! site's administration on a running collector (sites, tokens, share links).
 //!
 //! What it must never do: hold domain logic of its own. It reads files, calls
 //! the core and prints; a credit or a score computed here would drift from the
 //! browser's and the Worker's.
 
+pub mod access;
 pub mod attribute;
+pub mod http;
 pub mod rules;
 pub mod score;
 pub mod site;

@@ -7,7 +7,7 @@
 //! browser's and the Worker's.
 
 use clap::{Parser, Subcommand};
-use microfunnel_cli::{attribute, rules, score, site};
+use microfunnel_cli::{access, attribute, rules, score, site};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -27,6 +27,10 @@ enum Command {
     Rules(rules::Args),
     /// Site administration on a running collector.
     Site(site::Args),
+    /// A site's tokens on a running collector.
+    Token(access::TokenArgs),
+    /// A site's read-only share links on a running collector.
+    Share(access::ShareArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Command::Score(args) => score::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Site(args) => site::run(args),
+        Command::Token(args) => access::run_token(args),
+        Command::Share(args) => access::run_share(args),
     };
     match result {
         Ok(code) => code,
