@@ -35,6 +35,9 @@ pub fn worker(mode: Mode) -> Result<(), String> {
         Mode::Test => "build-test",
     };
     let edge = root().join("crates/edge");
+    if mode == Mode::Production {
+        production_assets(&root().join("www"), &edge.join("build/www"))?;
+    }
     let marker = edge.join(out_dir).join("index.js");
     if fresh(&marker, &[&CORE_INPUTS[..], &["crates/edge"]].concat()) {
         println!("build: Worker ({mode:?}) is up to date");
@@ -54,6 +57,39 @@ pub fn worker(mode: Mode) -> Result<(), String> {
         let _ = f.set_modified(std::time::SystemTime::now());
     }
     Ok(())
+}
+
+/// What `wrangler deploy` serves (`[assets]` in wrangler.toml): `www/`
+/// without the demo site, which is for `cargo xtask dev` and the tests only
+/// (they serve `www/` itself). Rebuilt from scratch each time.
+fn production_assets(www: &Path, out: &Path) -> Result<(), String> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| format!("removing {}: {e}", out.display()))?;
+    }
+    copy_tree(www, out, &|rel: &Path| rel.starts_with("demo"))
+}
+
+fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), String> {
+    fn walk(base: &Path, dir: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let rel = path.strip_prefix(base).map_err(|e| e.to_string())?;
+            if skip(rel) {
+                continue;
+            }
+            let dest = to.join(rel);
+            if path.is_dir() {
+                std::fs::create_dir_all(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+                walk(base, &path, to, skip)?;
+            } else {
+                std::fs::copy(&path, &dest).map_err(|e| format!("copying {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    walk(from, from, to, skip)
 }
 
 /// The browser module: release wasm on the pinned nightly (build-std with
@@ -141,4 +177,29 @@ fn wasm(target: &[&str], artifact: &str, out_dir: &Path, name: &str) -> Result<(
 
 pub fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_assets_leave_the_demo_out() {
+        let tmp = std::env::temp_dir().join(format!("mf-assets-{}", std::process::id()));
+        let www = tmp.join("www");
+        for f in
+            ["mf.js", "_headers", "dashboard/index.html", "demo/index.html", "demo/tarifs/index.html", "pkg/m.wasm"]
+        {
+            let p = www.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f).unwrap();
+        }
+        let out = tmp.join("out");
+        std::fs::create_dir_all(out.join("demo")).unwrap();
+        production_assets(&www, &out).unwrap();
+        assert!(out.join("mf.js").is_file() && out.join("_headers").is_file());
+        assert!(out.join("dashboard/index.html").is_file() && out.join("pkg/m.wasm").is_file());
+        assert!(!out.join("demo").exists(), "the demo is not deployed, and a stale copy goes too");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

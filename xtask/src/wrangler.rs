@@ -64,9 +64,11 @@ impl Dev {
         for (name, value) in vars {
             cmd.arg("--var").arg(format!("{name}:{value}"));
         }
-        if let Some(e) = env {
-            cmd.args(["--env", e]);
-        }
+        match env {
+            Some(e) => cmd.args(["--env", e]),
+            // Local development serves the demo site, which deployments leave out.
+            None => cmd.args(["--assets", "www"]),
+        };
         if let Some(path) = log {
             cmd.process_group(0);
             let f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
