@@ -27,7 +27,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let token = std::env::var("MICROFUNNEL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     let token = token.as_deref().unwrap_or("dev-admin-token");
     println!("\nmicrofunnel: http://127.0.0.1:{port}/  (demo)  ·  /dashboard/  ·  /health  ·  Ctrl-C to stop");
-    println!("admin token (reports, sites, privacy): {token}\n");
+    println!("super-admin token (every site; give site owners their own token): {token}\n");
     // Local only: the demo is served by the collector itself, on whatever
     // port; the IP-hash key is a local one (the Worker refuses to run without).
     let vars = [
