@@ -245,7 +245,7 @@ test('sites: admin token required; validated; ids unique', async () => {
     });
   const id = `t-${randomUUID().slice(0, 8)}`;
   await expectError(await post({ id, origins: [ORIGIN] }, null), 401, 'unauthorized');
-  await expectError(await post({ id, origins: [ORIGIN] }, 'wrong'), 403, 'forbidden');
+  await expectError(await post({ id, origins: [ORIGIN] }, 'wrong'), 401, 'invalid_token');
   await expectError(await post('{'), 400, 'invalid_json');
   await expectError(await post({ id, origins: ['not a url'] }), 400, 'invalid_site');
   await expectError(await post({ id, origins: [ORIGIN], colour: 'red' }), 400, 'invalid_site');

@@ -288,6 +288,8 @@ test('rotating the signing secret keeps both valid during the grace period, then
   assert.equal(await signed(old), 200, 'the previous secret during the grace period');
   assert.equal(await signed(r.secret), 200);
   assert.equal(await signed(site.webhook_secret), 403, 'the webhook secret never signs events');
+  // A second rotation inside the grace would cut off the first one's stragglers.
+  await expectError(await call('POST', `/v1/sites/${site.id}/secrets/rotate`, owner.token, { kind: 'signing' }), 409, 'rotation_in_grace');
   await until_(until + 200);
   assert.equal(await signed(old), 403, 'the previous secret after the grace period');
   assert.equal(await signed(r.secret), 200);
@@ -296,6 +298,29 @@ test('rotating the signing secret keeps both valid during the grace period, then
   assert.ok(Math.abs(Date.parse(again.previous_valid_until) - Date.now() - 86_400_000) < 60_000, again.previous_valid_until);
   assert.equal(await signed(r.secret), 200);
   assert.equal(await signed(again.secret), 200);
+  // Ending the grace at once (a leaked secret): only the newest works.
+  const now = await (await call('POST', `/v1/sites/${site.id}/secrets/rotate`, owner.token, { kind: 'signing', grace_seconds: 0 })).json();
+  assert.equal(await signed(again.secret), 403);
+  assert.equal(await signed(now.secret), 200);
+});
+
+test('what a token makes expires with it and is revoked with it', async () => {
+  const site = await createSite();
+  const week = new Date(Date.now() + 7 * 86_400_000).toISOString();
+  const contractor = await makeToken(site.id, 'test-admin-token', 'owner', { expires_at: week });
+  const child = await makeToken(site.id, contractor.token, 'owner');
+  assert.equal(Date.parse(child.expires_at), Date.parse(week), 'no longer than its maker');
+  const later = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  const err = await expectError(await call('POST', `/v1/sites/${site.id}/tokens`, contractor.token, { role: 'owner', name: 'forever', expires_at: later }), 400, 'invalid_token_request');
+  assert.match(err.error.message, /^expires_at/);
+  const share = await (await call('POST', `/v1/sites/${site.id}/shares`, contractor.token, {})).json();
+  const shareSecret = new URL(share.url).hash.replace('#share=', '');
+  assert.equal((await call('GET', `/v1/reports/paths?site=${site.id}`, shareSecret)).status, 200);
+  assert.equal((await call('DELETE', `/v1/sites/${site.id}/tokens/${contractor.id}`, 'test-admin-token')).status, 200);
+  await expectError(await call('GET', `/v1/leads?site=${site.id}`, child.token), 401, 'token_revoked');
+  await expectError(await call('GET', `/v1/reports/paths?site=${site.id}`, shareSecret), 401, 'token_revoked');
+  // A wrong super-admin token is no credential either.
+  await expectError(await call('GET', `/v1/leads?site=${site.id}`, 'not-the-admin-token'), 401, 'invalid_token');
 });
 
 async function until_(t) {

@@ -49,6 +49,9 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
+            // Never through a proxy from the environment: it would receive
+            // the token (in clear for a loopback http:// URL).
+            .proxy(None)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();

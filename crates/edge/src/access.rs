@@ -88,8 +88,19 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     SuperAdmin,
-    Token { id: String, name: String, role: Role, site: String },
-    Share { id: String, name: String, site: String },
+    /// `expires_at`: epoch ms, or `None` for a token without expiry.
+    Token {
+        id: String,
+        name: String,
+        role: Role,
+        site: String,
+        expires_at: Option<i64>,
+    },
+    Share {
+        id: String,
+        name: String,
+        site: String,
+    },
 }
 
 impl Actor {
@@ -199,7 +210,8 @@ pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<Actor> {
     .bind(&[row.id.as_str().into(), js_num(now)])?
     .run()
     .await?;
-    Ok(Actor::Token { id: row.id, name: row.name, role, site: row.site_id })
+    let expires_at = row.expires_at.map(|t| t as i64);
+    Ok(Actor::Token { id: row.id, name: row.name, role, site: row.site_id, expires_at })
 }
 
 fn super_admin(req: &Request, env: &Env, given: &str) -> ApiResult<Actor> {
@@ -218,7 +230,7 @@ fn super_admin(req: &Request, env: &Env, given: &str) -> ApiResult<Actor> {
     if constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(expected.as_bytes())) {
         Ok(Actor::SuperAdmin)
     } else {
-        Err(ApiError::new(403, "forbidden", "the admin token is not valid"))
+        Err(ApiError::new(401, "invalid_token", "the token is not valid"))
     }
 }
 
@@ -249,7 +261,7 @@ mod tests {
     use super::*;
 
     fn token(role: Role, site: &str) -> Actor {
-        Actor::Token { id: "mftk_1".into(), name: "t".into(), role, site: site.into() }
+        Actor::Token { id: "mftk_1".into(), name: "t".into(), role, site: site.into(), expires_at: None }
     }
 
     #[test]

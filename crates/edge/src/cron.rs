@@ -65,10 +65,12 @@ const PURGES: &[(&str, &str)] = &[
          WHERE i.created_at < ?1 - s.retention_days * ?2 AND NOT EXISTS (SELECT 1 FROM visitors v \
          WHERE v.site_id = i.site_id AND v.visitor_id = i.visitor_id) LIMIT ?3)",
     ),
+    // At least a year, whatever the site's retention: an owner who lowers
+    // it must not erase the record of what they did.
     (
         "audit_log",
         "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a JOIN sites s ON s.id = a.site_id \
-         WHERE a.at < ?1 - s.retention_days * ?2 LIMIT ?3)",
+         WHERE a.at < ?1 - MAX(s.retention_days, 365) * ?2 LIMIT ?3)",
     ),
     // Credentials that stopped working longer than the retention ago.
     (

@@ -633,18 +633,34 @@ async fn rotate_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     let (kind, answer) = match rotation {
         Rotation::Identity => {
             let secret = format!("mfis_{}", auth::random_hex(2)?);
-            db.prepare("UPDATE sites SET identity_secret = ?2, updated_at = ?3 WHERE id = ?1")
-                .bind(&[site.id.as_str().into(), secret.as_str().into(), js_num(now)])?
+            let result = db
+                .prepare("UPDATE sites SET identity_secret = ?2, updated_at = ?3 WHERE id = ?1 AND updated_at = ?4")
+                .bind(&[site.id.as_str().into(), secret.as_str().into(), js_num(now), js_num(site.updated_at)])?
                 .run()
                 .await?;
+            if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+                return Err(ApiError::new(409, "concurrent_update", "the site changed meanwhile: retry"));
+            }
             ("identity", json!({"site": site.id, "kind": "identity", "secret": secret}))
         }
         Rotation::Derived(purpose, grace_s) => {
             let (version_col, until_col) = purpose.columns();
-            let from = match purpose {
-                Purpose::Signing => site.secrets.signing.version,
-                Purpose::Webhook => site.secrets.webhook.version,
+            let current = match purpose {
+                Purpose::Signing => &site.secrets.signing,
+                Purpose::Webhook => &site.secrets.webhook,
             };
+            let from = current.version;
+            // Only one previous secret is kept: a second rotation inside the
+            // grace period would cut off whoever still signs with the first.
+            // Ending it now is a deliberate choice (`grace_seconds: 0`).
+            if current.previous_until > now && grace_s > 0 {
+                return Err(ApiError::new(
+                    409,
+                    "rotation_in_grace",
+                    "the previous rotation is still in its grace period: wait for it to end, \
+                     or rotate with grace_seconds 0 to revoke the previous secret now",
+                ));
+            }
             let next = from + 1;
             let secret = secrets::issue(env, &site.id, purpose, next)?;
             let until = now + grace_s * 1000;

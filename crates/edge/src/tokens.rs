@@ -4,7 +4,7 @@
 //! only its SHA-256 is stored. List answers no secret. Delete revokes at
 //! once: the next request with it is a 401. Every act goes to the audit log.
 
-use crate::access::{self, Permission, Role, SHARE_PREFIX, TOKEN_PREFIX};
+use crate::access::{self, Actor, Permission, Role, SHARE_PREFIX, TOKEN_PREFIX};
 use crate::audit;
 use crate::auth::{random_hex, sha256_hex};
 use crate::body;
@@ -121,7 +121,18 @@ async fn create(mut req: Request, env: &Env, site_id: &str, kind: Kind) -> ApiRe
     body::check_json_media_type(&req)?;
     let text = body::read_limited(&mut req, 2048).await?;
     let now = now_ms();
-    let new = parse_new(kind, body::parse_json(&text)?, now)?;
+    let mut new = parse_new(kind, body::parse_json(&text)?, now)?;
+    // What a token makes lives no longer than the token itself: a
+    // contractor's 7-day owner token cannot mint a permanent one.
+    if let Actor::Token { expires_at: Some(limit), .. } = actor {
+        if new.expires_at.is_some_and(|t| t > limit) {
+            return Err(ApiError::bad_request(
+                if kind == Kind::Token { "invalid_token_request" } else { "invalid_share_request" },
+                "expires_at: not after the expiry of the token making it",
+            ));
+        }
+        new.expires_at = Some(new.expires_at.unwrap_or(limit));
+    }
     let site = Site::load(env, site_id).await?;
     let db = env.d1("DB")?;
     let id = format!("{}{}", kind.id_prefix(), random_hex(1)?);
@@ -244,31 +255,31 @@ async fn list(req: &Request, env: &Env, site_id: &str, kind: Kind) -> ApiResult<
 async fn revoke(req: &Request, env: &Env, site_id: &str, id: &str, kind: Kind) -> ApiResult<Response> {
     let actor = access::authorize(req, env, site_id, kind.permission()).await?;
     let now = now_ms();
-    let result = env
-        .d1("DB")?
-        .prepare(format!(
-            "UPDATE {} SET revoked_at = ?3 WHERE id = ?1 AND site_id = ?2 AND revoked_at IS NULL",
-            kind.table()
+    let db = env.d1("DB")?;
+    let revoke = |table: &str, column: &str| {
+        db.prepare(format!(
+            "UPDATE {table} SET revoked_at = ?3 WHERE {column} = ?1 AND site_id = ?2 AND revoked_at IS NULL"
         ))
-        .bind(&[id.into(), site_id.into(), js_num(now)])?
-        .run()
-        .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+        .bind(&[id.into(), site_id.into(), js_num(now)])
+    };
+    // A revoked token takes what it made with it (tokens and share links it
+    // created), in the same batch.
+    let mut statements = vec![revoke(kind.table(), "id")?];
+    if kind == Kind::Token {
+        statements.push(revoke("site_tokens", "created_by")?);
+        statements.push(revoke("shares", "created_by")?);
+    }
+    let results = db.batch(statements).await?;
+    let changed = |i: usize| results.get(i).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    if changed(0) == 0 {
         let code = match kind {
             Kind::Token => "token_not_found",
             Kind::Share => "share_not_found",
         };
         return Err(ApiError::new(404, code, format!("no live {} `{id}` on this site", kind.noun())));
     }
-    audit::record(
-        env,
-        &access::request_id(req),
-        site_id,
-        &actor,
-        &format!("{}.revoked", kind.noun()),
-        json!({"id": id}),
-    )
-    .await?;
+    let detail = json!({"id": id, "tokens_made_by_it": changed(1), "shares_made_by_it": changed(2)});
+    audit::record(env, &access::request_id(req), site_id, &actor, &format!("{}.revoked", kind.noun()), detail).await?;
     Ok(Response::from_json(&json!({"id": id, "revoked_at": rfc3339(Some(now as f64))}))?)
 }
 

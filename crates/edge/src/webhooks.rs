@@ -107,6 +107,9 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
         // Nothing goes out unsigned: without its key this fails, and the
         // outbox keeps the deliveries for the next alarm.
         let keys = crate::secrets::valid(env, &site.id, &site.secrets, crate::secrets::Purpose::Webhook, now)?;
+        if keys.is_empty() {
+            return Err(crate::errors::ApiError::new(503, "no_webhook_secret", "this site has no webhook secret"));
+        }
         let db = env.d1("DB")?;
         // The site's delivery budget for this minute: what it does not cover
         // waits for the next window.
