@@ -1,7 +1,13 @@
-//! `microfunnel score --events FILE.ndjson [--rules FILE.toml] [--at RFC3339]`:
-//! scores one visitor's Segment-spec events with the core's batch evaluation
-//! and prints the score with its explanation as JSON.
+//! `microfunnel score --events FILE.ndjson [--rules FILE.toml] [--at RFC3339]
+//! [--assume-consent PURPOSES]`: scores one visitor's Segment-spec events with
+//! the core's batch evaluation and prints the score with its explanation as
+//! JSON. An event without a consent stamp counts for nothing (the core scores
+//! only what personalization consent covers); the CLI says how many there
+//! were, and `--assume-consent` stamps them for exports whose consent is
+//! recorded elsewhere (a CRM's), saying so in the output. A stamp the event
+//! carries is never overridden.
 
+use microfunnel_core::consent::{ConsentStamp, POLICY_VERSION};
 use microfunnel_core::event::{Event, Limits};
 use microfunnel_core::scoring::{Rules, evaluate};
 use microfunnel_core::timestamp::Timestamp;
@@ -19,6 +25,28 @@ pub struct Args {
     /// Evaluation time, RFC 3339. Default: now.
     #[arg(long)]
     at: Option<String>,
+    /// Stamp events that carry no consent with these purposes (comma-separated),
+    /// for exports whose consent is recorded elsewhere.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    assume_consent: Vec<Purpose>,
+}
+
+/// A consent purpose an export may be assumed to have.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Analytics,
+    Personalization,
+    Marketing,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Analytics => "analytics",
+            Purpose::Personalization => "personalization",
+            Purpose::Marketing => "marketing",
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
@@ -31,10 +59,38 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         None => now()?,
     };
     let text = std::fs::read_to_string(&args.events).map_err(|e| format!("reading {}: {e}", args.events.display()))?;
-    let events = read_events(&text, &args.events.display().to_string(), at)?;
+    let mut events = read_events(&text, &args.events.display().to_string(), at)?;
+    let unstamped = events.iter().filter(|e| e.consent.is_none()).count();
+    let assumed = !args.assume_consent.is_empty();
+    if assumed {
+        let has = |p| args.assume_consent.contains(&p);
+        let stamp = ConsentStamp {
+            analytics: has(Purpose::Analytics),
+            personalization: has(Purpose::Personalization),
+            marketing: has(Purpose::Marketing),
+            policy: POLICY_VERSION,
+        };
+        for e in events.iter_mut().filter(|e| e.consent.is_none()) {
+            e.consent = Some(stamp);
+        }
+    }
     let score = evaluate(&rules, &events, at);
-    let out = serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?;
-    crate::emit(&out)?;
+    let mut out = serde_json::to_value(&score).map_err(|e| e.to_string())?;
+    if assumed && let Some(o) = out.as_object_mut() {
+        let purposes: Vec<&str> = args.assume_consent.iter().map(|p| p.as_str()).collect();
+        o.insert("assumed_consent".into(), serde_json::json!({"purposes": purposes, "events": unstamped}));
+    }
+    crate::emit(&serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?)?;
+    if unstamped > 0 && !assumed {
+        eprintln!(
+            "warning: {unstamped} of {} events carry no consent stamp and were ignored for lack of consent; \
+             if their consent is recorded elsewhere (your CRM), pass --assume-consent analytics,personalization,marketing \
+             (or the purposes it covers)",
+            events.len()
+        );
+    } else if assumed && unstamped > 0 {
+        eprintln!("note: {unstamped} events without a consent stamp were scored under --assume-consent");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

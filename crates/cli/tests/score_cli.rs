@@ -143,3 +143,43 @@ fn score_with_a_bad_rule_file_fails_with_its_errors() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{}:6: actions.web.a.frequency: is required", rules.display())), "{err}");
 }
+
+#[test]
+fn events_without_consent_are_counted_and_can_be_assumed() {
+    let path = temp("events3.ndjson", &events());
+    let plain = bin().args(["score", "--events"]).arg(&path).args(["--at", "2026-03-02T10:07:00Z"]).output().unwrap();
+    assert!(plain.status.success(), "{plain:?}");
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("1 of 4 events carry no consent stamp"), "{err}");
+    assert!(err.contains("--assume-consent"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&plain)).unwrap();
+    assert_eq!(v["engagement"], 40);
+    assert!(v.get("assumed_consent").is_none());
+
+    let assumed = bin()
+        .args(["score", "--events"])
+        .arg(&path)
+        .args(["--at", "2026-03-02T10:07:00Z", "--assume-consent", "analytics,personalization"])
+        .output()
+        .unwrap();
+    assert!(assumed.status.success(), "{assumed:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&assumed)).unwrap();
+    // The unstamped meeting request (+40) now counts.
+    assert_eq!(v["engagement"], 80);
+    assert_eq!(v["assumed_consent"], serde_json::json!({"purposes": ["analytics", "personalization"], "events": 1}));
+    assert!(!String::from_utf8_lossy(&assumed.stderr).contains("warning"));
+
+    // Assuming only analytics does not make the event scoreable.
+    let analytics = bin()
+        .args(["score", "--events"])
+        .arg(&path)
+        .args(["--at", "2026-03-02T10:07:00Z", "--assume-consent", "analytics"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&analytics)).unwrap();
+    assert_eq!(v["engagement"], 40);
+
+    let bad = bin().args(["score", "--events"]).arg(&path).args(["--assume-consent", "everything"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("everything"));
+}
