@@ -6,8 +6,8 @@
 //! data subject's id.
 
 use crate::access::{self, Actor, Permission};
-use crate::errors::{ApiError, ApiResult, reply};
-use crate::reports::csv_response;
+use crate::errors::{ApiResult, reply};
+use crate::reports::{csv_response, wants_csv, window};
 use crate::sites::{Site, js_num, now_ms};
 use microfunnel_core::Timestamp;
 use serde::Deserialize;
@@ -66,16 +66,9 @@ pub async fn get(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 async fn get_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
     access::authorize(req, env, id, Permission::Audit).await?;
     let site = Site::load(env, id).await?;
-    let url = req.url()?;
-    let time = |k: &str, default: i64| -> ApiResult<i64> {
-        match url.query_pairs().find(|(key, _)| key == k) {
-            None => Ok(default),
-            Some((_, t)) => Timestamp::parse(&t)
-                .map(Timestamp::millis)
-                .map_err(|rule| ApiError::bad_request("invalid_query", format!("{k}: {rule}"))),
-        }
-    };
-    let (from, to) = (time("from", 0)?, time("to", i64::from(i32::MAX) * 1_000_000)?);
+    let params: Vec<(String, String)> =
+        req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let (from, to) = window(&params)?;
     let rows: Vec<Row> = env
         .d1("DB")?
         .prepare(
@@ -95,8 +88,7 @@ async fn get_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
                    "request_id": r.request_id, "detail": detail})
         })
         .collect();
-    let csv = req.headers().get("Accept").ok().flatten().is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"));
-    if csv {
+    if wants_csv(req) {
         let keys = ["at", "action", "actor_id", "actor_name", "request_id"];
         let rows: Vec<Vec<Value>> = entries
             .iter()

@@ -42,18 +42,27 @@ async fn query(req: &Request, env: &Env, needs: Permission) -> ApiResult<Query> 
     };
     access::permit(&actor, &site_id, needs)?;
     let site = Site::load(env, &site_id).await?;
+    let (from, to) = window(&params)?;
+    Ok(Query { site, from, to, params, csv: wants_csv(req) })
+}
+
+/// The `from` / `to` (RFC 3339) window of a report or the audit log, in
+/// epoch ms; unbounded where not given.
+pub(crate) fn window(params: &[(String, String)]) -> ApiResult<(i64, i64)> {
     let time = |k: &str, default: i64| -> ApiResult<i64> {
-        match get(k) {
+        match params.iter().find(|(key, _)| key == k) {
             None => Ok(default),
-            Some(t) => Timestamp::parse(&t)
+            Some((_, t)) => Timestamp::parse(t)
                 .map(Timestamp::millis)
                 .map_err(|rule| ApiError::bad_request("invalid_query", format!("{k}: {rule}"))),
         }
     };
-    let from = time("from", 0)?;
-    let to = time("to", i64::from(i32::MAX) * 1_000_000)?;
-    let csv = req.headers().get("Accept").ok().flatten().is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"));
-    Ok(Query { site, from, to, params, csv })
+    Ok((time("from", 0)?, time("to", i64::from(i32::MAX) * 1_000_000)?))
+}
+
+/// `Accept: text/csv`.
+pub(crate) fn wants_csv(req: &Request) -> bool {
+    req.headers().get("Accept").ok().flatten().is_some_and(|a| a.to_ascii_lowercase().contains("text/csv"))
 }
 
 /// One CSV cell: quoted when needed; a leading `= + - @` is neutralised so a
