@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, fetch, consent, createSite, launchChromium, until } from './lib.mjs';
+import { base, ADMIN, admin, fetch, consent, createSite, launchChromium, until, d1, q } from './lib.mjs';
 
 const ORIGIN = 'https://law.example';
 let browser;
@@ -64,10 +64,10 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   const head = await page.locator('#attribution thead th').allTextContents();
   assert.deepEqual(head, ['Channel', 'first', 'last', 'last-non-direct', 'linear', 'time-decay', 'position', 'markov', 'shapley']);
   const rows = await page.locator('#attribution tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-  assert.deepEqual(rows, [['Email', ...Array(8).fill('1 (EUR 120.00)')]]);
+  assert.deepEqual(rows, [['Email', ...Array(8).fill('1 (€120.00)')]]);
   const overview = await page.locator('#overview div').evaluateAll((ds) => Object.fromEntries(ds.map((d) => [d.firstChild.textContent, d.lastChild.textContent])));
   assert.equal(overview.Conversions, '1');
-  assert.equal(overview.Value, 'EUR 120.00');
+  assert.equal(overview.Value, '€120.00');
 
   const lead = await page.locator('#leads tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
   assert.equal(lead[0], anon);
@@ -76,7 +76,7 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   assert.equal(await page.locator('#leads img').count(), 0);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
 
-  assert.deepEqual(await page.locator('#paths tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent)), ['Email', '1', 'EUR 120.00', '0']);
+  assert.deepEqual(await page.locator('#paths tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent)), ['Email', '1', '€120.00', '0']);
   assert.equal(await page.locator('#fastest tbody tr td').first().textContent(), 'Email');
 
   // Tier filter: the tiers come from the site's rules; "hot" holds nobody yet.
@@ -93,14 +93,18 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
 });
 
 test('dashboard: money in the minor unit of the site currency (JPY has none)', async () => {
-  const site = await createSite('dashjpy', { origins: [ORIGIN], conversions: [{ event: 'Order', default_value_minor: 4500, currency: 'JPY' }] });
+  const site = await createSite('dashjpy', { origins: [ORIGIN], conversions: [{ event: 'Order', value_property: 'value', currency: 'JPY' }] });
   const anon = randomUUID();
   const res = await fetch(`${base}/v1/batch`, {
     method: 'POST',
     headers: { origin: ORIGIN },
-    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Order', anonymousId: anon, messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Order', properties: { value: 5000 }, anonymousId: anon, messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
   });
   assert.equal(res.status, 200, await res.text());
+  // 5000 yen are 5000 minor units (not ×100): the core reads the currency's digits.
+  await until(() => d1(`SELECT value_minor FROM conversions WHERE site_id = ${q(site.id)}`)[0]?.value_minor === 5000);
+  const kpis = await (await fetch(`${base}/v1/reports/kpis?site=${site.id}`, { headers: admin })).json();
+  assert.deepEqual([kpis.currency, kpis.currency_digits, kpis.value_minor], ['JPY', 0, 5000]);
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/dashboard/?site=${site.id}`);
@@ -108,7 +112,7 @@ test('dashboard: money in the minor unit of the site currency (JPY has none)', a
   await page.click('button[type=submit]');
   await until(async () => (await page.locator('#status').textContent()).startsWith(`Site ${site.id} as of`));
   const overview = await page.locator('#overview div').evaluateAll((ds) => Object.fromEntries(ds.map((d) => [d.firstChild.textContent, d.lastChild.textContent])));
-  assert.equal(overview.Value, 'JPY 4,500');
+  assert.equal(overview.Value, '¥5,000');
   await context.close();
 });
 

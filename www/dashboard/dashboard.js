@@ -23,23 +23,24 @@
   function num(x, digits) {
     return x == null ? '—' : Number(x).toLocaleString('en', { maximumFractionDigits: digits == null ? 2 : digits });
   }
-  // Values are integer minor units; the site's currency (from its conversion
-  // definitions) says how many digits a major unit has (EUR 2, JPY 0, KWD 3).
+  // Values are integer minor units; the collector says which currency and
+  // how many digits its minor units have (the core's ISO 4217 table: EUR 2,
+  // JPY 0, KWD 3), so what is shown is exactly what is stored.
   var currency = null, digits = 2;
-  function setCurrency(code) {
-    currency = null;
-    digits = 2;
-    try {
-      if (code) {
-        digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits;
-        currency = code;
-      }
-    } catch (e) {}
+  function setCurrency(code, d) {
+    currency = code || null;
+    digits = typeof d === 'number' ? d : 2;
   }
   function money(minor) {
     if (minor == null) return '—';
-    var n = (Number(minor) / Math.pow(10, digits)).toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-    return currency ? currency + ' ' + n : n;
+    var major = Number(minor) / Math.pow(10, digits);
+    var opts = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    if (currency) {
+      try {
+        return new Intl.NumberFormat('en', Object.assign({ style: 'currency', currency: currency }, opts)).format(major);
+      } catch (e) {}
+    }
+    return major.toLocaleString('en', opts);
   }
   function pct(x) { return x == null ? '—' : (x * 100).toLocaleString('en', { maximumFractionDigits: 1 }) + ' %'; }
   function ms(x) { return x == null ? '—' : x < 1000 ? num(x, 0) + ' ms' : num(x / 1000, 1) + ' s'; }
@@ -217,7 +218,7 @@
       show('aggregates', !!r[0]);
       show('leads', !!r[2]);
       show('tokens', !!(r[4] && r[5]));
-      if (r[1]) setCurrency(r[1].currency);
+      if (r[1]) setCurrency(r[1].currency, r[1].currency_digits);
       if (r[0]) attribution(r[0]);
       if (r[1]) { overview(r[1]); channels(r[1]); }
       if (r[2]) { tiers(r[2].tiers); leads(r[2]); }

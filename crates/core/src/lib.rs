@@ -1,6 +1,6 @@
 //! `microfunnel-core`: the pure domain logic shared by the browser module, the
 //! edge Worker and the CLI — events, consent, channels, URL minimisation, lead
-//! scoring and attribution.
+//! scoring, conversions, money and attribution.
 //!
 //! What it must never do: perform I/O (network, files, storage, clocks,
 //! randomness), or depend on a platform crate (`wasm-bindgen`, `web-sys`,
@@ -12,9 +12,11 @@
 pub mod attribution;
 pub mod channel;
 pub mod consent;
+pub mod conversion;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod money;
 pub mod pii;
 pub mod scoring;
 mod text;

@@ -73,6 +73,8 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("pii") => crate::pii::vector_case(suite, input),
         Some("scoring") => crate::scoring::vector_case(suite, input),
         Some("attribution") => crate::attribution::vector_case(suite, input),
+        Some("money") => crate::money::vector_case(suite, input),
+        Some("conversion") => crate::conversion::vector_case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),
     };
     match outcome {

@@ -1,17 +1,20 @@
 //! Instant attribution: when a visitor's object sees a conversion (a `track`
-//! event named in the site's conversion definitions) it closes the open
-//! journey and credits it under every heuristic model of the core, in integer
+//! event named in the site's conversion definitions) the core decides which
+//! path it is credited on — the open journey (which it closes), the path of
+//! the upstream conversion it inherits, or an earlier conversion's whose
+//! value it adjusts — and credits it under every heuristic model, in integer
 //! minor units. The conversion, its credits and the path aggregate (the input
 //! of the Markov and Shapley reports) are written to D1 at once; TTA is the
 //! time from the conversion's receipt to its credits being computed.
 
 use crate::errors::ApiResult;
 use crate::ingest::Source;
-use crate::sites::{ConversionDef, ValueFrom, js_num, now_ms};
-use microfunnel_core::Event;
+use crate::sites::{js_num, now_ms};
 use microfunnel_core::attribution::{Conversion, Model, PositionWeights, Touch, attribute};
+use microfunnel_core::conversion::{self, Crediting, Definition, Recorded, Sender, credit_on};
+use microfunnel_core::{Event, Timestamp};
 use serde_json::{Value, json};
-use worker::Env;
+use worker::{Env, wasm_bindgen::JsValue};
 
 pub const PATH_SEPARATOR: &str = " > ";
 /// The pseudo-channel of credit no touch could take (empty journey).
@@ -29,12 +32,13 @@ pub fn models() -> Vec<Model> {
     ]
 }
 
+/// A conversion's D1 rows, computed in the object's step and written after.
 pub struct Pending {
     message_id: String,
     visitor: String,
     name: String,
     value_minor: i64,
-    currency: Option<String>,
+    currency: Option<&'static str>,
     /// Who sent the conversion (its value is the browser's claim or the
     /// site's own record).
     source: Source,
@@ -42,52 +46,69 @@ pub struct Pending {
     received_at: i64,
     tta_ms: i64,
     path: String,
-    /// The journey's first touch (None: a conversion with no touch).
+    /// The path's first touch (None: a conversion with no touch).
     first_touch_ts: Option<i64>,
+    /// The conversion whose path this one was credited on.
+    inherited_from: Option<String>,
+    transaction_id: Option<String>,
+    /// `Some(original)`: the same transaction again, replacing `original`'s value.
+    adjusts: Option<String>,
     /// (model, channel, share, minor units)
     credits: Vec<(String, String, f64, i64)>,
     errors: Vec<String>,
 }
 
-/// The conversion's value in minor units: `value_property` read as major
-/// units (two decimals), else the definition's default. A browser's value
-/// is a claim: clamped to the definition's `max_value`, or none at all where
-/// only servers may state it.
-fn value_minor(event: &Event, def: &ConversionDef, source: Source) -> i64 {
-    if source == Source::Browser && def.value_from == ValueFrom::Server {
-        return 0;
-    }
-    let value = def
-        .value_property
-        .as_ref()
-        .and_then(|p| event.properties.get(p))
-        .and_then(|v| match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
+impl Pending {
+    /// What the visitor keeps of it, for later conversions that inherit or
+    /// adjust it (`None` for an adjustment: it is not a conversion of its own).
+    pub fn recorded(&self, touches: Vec<Touch>) -> Option<Recorded> {
+        if self.adjusts.is_some() {
+            return None;
+        }
+        Some(Recorded {
+            message_id: self.message_id.clone(),
+            name: self.name.clone(),
+            at: Timestamp::from_millis(self.ts)?,
+            value_minor: self.value_minor,
+            transaction_id: self.transaction_id.clone(),
+            touches,
         })
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e13)
-        .map_or(def.default_value_minor, |v| (v * 100.0).round() as i64);
-    match source {
-        Source::Browser => value.min((def.max_value * 100.0).round() as i64),
-        Source::Server => value,
+    }
+
+    /// The earlier conversion this one adjusts, and its new value.
+    pub fn adjustment(&self) -> Option<(&str, i64)> {
+        self.adjusts.as_deref().map(|o| (o, self.value_minor))
     }
 }
 
+/// A conversion of `def` credited as the core decides ([`credit_on`]): on
+/// the open journey, on the path of the upstream conversion it inherits, or
+/// as an adjustment of an earlier one's value. Answers the rows to write and
+/// the touches it was credited on.
 pub fn compute(
     visitor: &str,
     event: &Event,
-    def: &ConversionDef,
-    touches: &[(String, i64)],
+    def: &Definition,
+    open: &[Touch],
+    past: &[Recorded],
     received_at: i64,
     source: Source,
-) -> Pending {
-    let value = value_minor(event, def, source);
-    let journey: Vec<Touch> = touches
-        .iter()
-        .filter(|(_, ts)| *ts <= event.timestamp.millis())
-        .map(|(c, ts)| Touch::new(c.clone(), microfunnel_core::Timestamp::from_millis(*ts)))
-        .collect();
+) -> (Pending, Vec<Touch>, bool) {
+    let sender = match source {
+        Source::Browser => Sender::Browser,
+        Source::Server => Sender::Server,
+    };
+    let value = def.value_minor(&event.properties, sender);
+    let transaction_id = conversion::transaction_id(&event.properties);
+    let (journey, inherited_from, adjusts, closes) =
+        match credit_on(def, event.timestamp, transaction_id.as_deref(), open, past) {
+            Crediting::New { touches, inherited_from, closes_journey } => {
+                (touches, inherited_from.map(|r| r.message_id.clone()), None, closes_journey)
+            }
+            Crediting::Adjusts { original } => {
+                (original.touches.clone(), None, Some(original.message_id.clone()), false)
+            }
+        };
     let conversion = Conversion { value_minor: value, at: Some(event.timestamp) };
     let mut credits = Vec::new();
     let mut errors = Vec::new();
@@ -110,30 +131,38 @@ pub fn compute(
         }
     }
     let path = journey.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>().join(PATH_SEPARATOR);
-    Pending {
+    let pending = Pending {
         message_id: event.message_id.to_string(),
         visitor: visitor.to_owned(),
         name: def.event.clone(),
         value_minor: value,
-        currency: def.currency.clone(),
+        currency: def.currency.map(|c| c.code()),
         source,
         ts: event.timestamp.millis(),
         received_at,
         tta_ms: (now_ms() - received_at).max(0),
         first_touch_ts: journey.iter().filter_map(|t| t.at).map(|t| t.millis()).min(),
         path,
+        inherited_from,
+        transaction_id,
+        adjusts,
         credits,
         errors,
-    }
+    };
+    (pending, journey, closes)
 }
 
 pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
+    if p.adjusts.is_some() {
+        return store_adjustment(env, site, p).await;
+    }
     let db = env.d1("DB")?;
     let attempt = crate::auth::random_hex(1)?;
     let mut statements = vec![
         db.prepare(
             "INSERT INTO conversions (site_id, message_id, visitor_id, name, value_minor, currency, ts, received_at, \
-             tta_ms, path, first_touch_ts, source, attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             tta_ms, path, first_touch_ts, source, attempt, inherited_from, transaction_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
              ON CONFLICT(site_id, message_id) DO NOTHING",
         )
         .bind(&[
@@ -142,14 +171,16 @@ pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
             p.visitor.as_str().into(),
             p.name.as_str().into(),
             js_num(p.value_minor),
-            p.currency.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
+            p.currency.map_or(JsValue::NULL, Into::into),
             js_num(p.ts),
             js_num(p.received_at),
             js_num(p.tta_ms),
             p.path.as_str().into(),
-            p.first_touch_ts.map_or(worker::wasm_bindgen::JsValue::NULL, js_num),
+            p.first_touch_ts.map_or(JsValue::NULL, js_num),
             p.source.name().into(),
             attempt.as_str().into(),
+            p.inherited_from.as_deref().map_or(JsValue::NULL, Into::into),
+            p.transaction_id.as_deref().map_or(JsValue::NULL, Into::into),
         ])?,
     ];
     if !p.path.is_empty() {
@@ -186,11 +217,16 @@ pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
                 model.as_str().into(),
                 channel.as_str().into(),
                 js_num(*minor),
-                worker::wasm_bindgen::JsValue::from_f64(*share),
+                JsValue::from_f64(*share),
             ])?,
         );
     }
     db.batch(statements).await?;
+    Ok(answer(&p))
+}
+
+/// The webhook's and the visitor reply's view of a conversion.
+fn answer(p: &Pending) -> Value {
     let mut by_model = serde_json::Map::new();
     for (model, channel, _, minor) in &p.credits {
         let entry = by_model.entry(model.clone()).or_insert_with(|| json!({}));
@@ -198,15 +234,58 @@ pub async fn store(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
             obj.insert(channel.clone(), json!(minor));
         }
     }
-    Ok(json!({
-        "message_id": p.message_id,
+    json!({
+        "message_id": p.adjusts.as_deref().unwrap_or(&p.message_id),
         "name": p.name,
         "value_minor": p.value_minor,
+        "currency": p.currency,
         "tta_ms": p.tta_ms,
         "path": p.path,
+        "inherited_from": p.inherited_from,
+        "transaction_id": p.transaction_id,
+        "adjusted_by": p.adjusts.as_ref().map(|_| &p.message_id),
         "credits": by_model,
         "errors": p.errors,
-    }))
+    })
+}
+
+/// The same transaction again: the earlier conversion's value, its credits
+/// and its path's value become the new figure, in one batch. The path's
+/// change is read from the stored value before it is replaced, so a replay
+/// changes nothing more.
+async fn store_adjustment(env: &Env, site: &str, p: Pending) -> ApiResult<Value> {
+    let Some(original) = p.adjusts.as_deref() else { return Ok(answer(&p)) };
+    let db = env.d1("DB")?;
+    let mut statements = vec![
+        db.prepare(
+            "UPDATE paths SET value_minor = value_minor + (?3 - (SELECT value_minor FROM conversions \
+             WHERE site_id = ?1 AND message_id = ?2)) WHERE site_id = ?1 AND path = (SELECT path FROM conversions \
+             WHERE site_id = ?1 AND message_id = ?2 AND attempt IS NOT NULL AND path <> '')",
+        )
+        .bind(&[site.into(), original.into(), js_num(p.value_minor)])?,
+        db.prepare("UPDATE conversions SET value_minor = ?3, adjusted_at = ?4 WHERE site_id = ?1 AND message_id = ?2")
+            .bind(&[site.into(), original.into(), js_num(p.value_minor), js_num(p.received_at)])?,
+    ];
+    for (model, channel, share, minor) in &p.credits {
+        statements.push(
+            db.prepare(
+                "INSERT INTO credits (site_id, message_id, visitor_id, model, channel, share, credit_minor) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?7, ?6 WHERE EXISTS (SELECT 1 FROM conversions WHERE site_id = ?1 \
+                 AND message_id = ?2) ON CONFLICT(site_id, message_id, model, channel) DO UPDATE SET credit_minor = excluded.credit_minor, share = excluded.share",
+            )
+            .bind(&[
+                site.into(),
+                original.into(),
+                p.visitor.as_str().into(),
+                model.as_str().into(),
+                channel.as_str().into(),
+                js_num(*minor),
+                JsValue::from_f64(*share),
+            ])?,
+        );
+    }
+    db.batch(statements).await?;
+    Ok(answer(&p))
 }
 
 /// A journey closed without a conversion: one more null on its path.

@@ -16,7 +16,7 @@ use microfunnel_core::attribution::shapley::{SetCounts, ShapleyOptions};
 use microfunnel_core::scoring::Snapshot;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use worker::{Env, Request, Response, Result, RouteContext};
+use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
 
 struct Query {
     site: Site,
@@ -127,27 +127,64 @@ async fn path_rows(env: &Env, site: &str, limit: i64) -> ApiResult<Vec<PathRowDb
         .results()?)
 }
 
-/// `GET /v1/reports/attribution?site=&from=&to=`.
+/// One conversion's paths (from its stored conversions) beside every path's
+/// non-converting journeys.
+async fn conversion_path_rows(env: &Env, site: &str, name: &str, limit: i64) -> ApiResult<Vec<PathRowDb>> {
+    Ok(env
+        .d1("DB")?
+        .prepare(
+            "SELECT path, COUNT(*) AS conversions, TOTAL(value_minor) AS value_minor, 0 AS nulls FROM conversions \
+             WHERE site_id = ?1 AND name = ?2 AND path <> '' GROUP BY path \
+             UNION ALL SELECT path, 0, 0, nulls FROM paths WHERE site_id = ?1 AND nulls > 0 \
+             ORDER BY 2 DESC, 1 LIMIT ?3",
+        )
+        .bind(&[site.into(), name.into(), js_num(limit)])?
+        .all()
+        .await?
+        .results()?)
+}
+
+/// `GET /v1/reports/attribution?site=&from=&to=&conversion=`.
 pub async fn attribution(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     reply(attribution_inner(&req, &ctx.env).await)
 }
 
 async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let q = query(req, env, Permission::Aggregates).await?;
+    // `conversion=<event name>`: only that definition's conversions.
+    let only = match q.param("conversion") {
+        None => None,
+        Some(name) if q.site.config.conversions.find(name).is_some() => Some(name.to_owned()),
+        Some(_) => {
+            let names: Vec<&str> = q.site.config.conversions.iter().map(|d| d.event.as_str()).collect();
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("conversion: one of the site's conversion definitions ({})", names.join(", ")),
+            ));
+        }
+    };
+    let name = only.as_deref().map_or(JsValue::NULL, Into::into);
     let rows: Vec<CreditRow> = env
         .d1("DB")?
         .prepare(
             "SELECT c.model AS model, c.channel AS channel, SUM(c.share) AS conversions, CAST(TOTAL(c.credit_minor) AS INTEGER) AS value_minor \
              FROM credits c JOIN conversions v ON v.site_id = c.site_id AND v.message_id = c.message_id \
-             WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 GROUP BY c.model, c.channel ORDER BY c.model, c.channel",
+             WHERE c.site_id = ?1 AND v.ts >= ?2 AND v.ts < ?3 AND (?4 IS NULL OR v.name = ?4) \
+             GROUP BY c.model, c.channel ORDER BY c.model, c.channel",
         )
-        .bind(&[q.site.id.as_str().into(), js_num(q.from), js_num(q.to)])?
+        .bind(&[q.site.id.as_str().into(), js_num(q.from), js_num(q.to), name])?
         .all()
         .await?
         .results()?;
-    // Data-driven models over the whole path table (it has no time axis).
+    // Data-driven models over the whole path table (it has no time axis);
+    // for one conversion, over its own paths and every journey that
+    // converted to nothing.
+    let paths = match &only {
+        None => path_rows(env, &q.site.id, 10_000).await?,
+        Some(n) => conversion_path_rows(env, &q.site.id, n, 10_000).await?,
+    };
     let mut table = PathTable::new();
-    for p in path_rows(env, &q.site.id, 10_000).await? {
+    for p in paths {
         let steps: Vec<&str> = p.path.split(crate::conversions::PATH_SEPARATOR).collect();
         let _ = table.push_names(&steps, p.conversions, p.value_minor, p.nulls, None);
     }
@@ -187,6 +224,7 @@ async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     };
     let body = json!({
         "site": q.site.id,
+        "conversion": only,
         "models": models,
         "markov": fitted(markov.map(|m| json!(m)).map_err(|e| e.to_string())),
         "shapley": fitted(shapley.map(|s| json!(s)).map_err(|e| e.to_string())),
@@ -228,6 +266,9 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let db = env.d1("DB")?;
     let site = q.site.id.as_str();
     let range = [site.into(), js_num(q.from), js_num(q.to)];
+    // The site's tiers in their order: every one above the lowest qualifies.
+    let rules = q.site.config.rules();
+    let qualified_tiers = serde_json::to_string(&rules.tier_ids().skip(1).collect::<Vec<_>>())?;
     let results = db
         .batch(vec![
             db.prepare(
@@ -276,12 +317,12 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
                  GROUP BY visitor_id HAVING COUNT(*) >= 2)",
             )
             .bind(&range)?,
-            // 9: qualified visitors (tier warm or above, seen in the window).
+            // 9: qualified visitors (any tier above the site's lowest, seen in the window).
             db.prepare(
                 "SELECT COUNT(*) AS n FROM visitors WHERE site_id = ?1 AND last_seen >= ?2 AND first_seen < ?3 \
-                 AND tier IN ('warm', 'hot', 'very_hot')",
+                 AND tier IN (SELECT value FROM json_each(?4))",
             )
-            .bind(&range)?,
+            .bind(&[site.into(), js_num(q.from), js_num(q.to), qualified_tiers.as_str().into()])?,
             // 10: conversions' paths and whether their visitor is identified (AQS).
             db.prepare(
                 "SELECT v.path AS path, EXISTS (SELECT 1 FROM identities i WHERE i.site_id = v.site_id \
@@ -364,6 +405,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     }
     inputs.consistent_touches = inputs.touches;
     let aqs = metrics::aqs(&inputs);
+    let currency = q.site.config.conversions.currency();
 
     let body = json!({
         "site": site,
@@ -377,8 +419,9 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         "conversion_rate": if n_visitors > 0.0 { n_conv / n_visitors } else { 0.0 },
         "tta_ms": {"p50": metrics::percentile(&tta, 50.0), "p99": metrics::percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
         "tiers": tiers,
-        // The currency values are in (its digits say how to show minor units).
-        "currency": q.site.config.conversions.iter().find_map(|d| d.currency.as_deref()),
+        // The currency values are in, and how many digits its minor units have.
+        "currency": currency.map(|c| c.code()),
+        "currency_digits": microfunnel_core::money::digits_of(currency),
         "channels": per_channel,
         "funnel": funnel,
         "aqs": aqs,

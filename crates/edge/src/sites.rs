@@ -11,54 +11,12 @@ use crate::errors::{ApiError, ApiResult, reply};
 use crate::secrets::{self, Purpose, SiteSecrets, Versions};
 use microfunnel_core::ChannelRules;
 use microfunnel_core::consent::MinimisePolicy;
+use microfunnel_core::conversion::Definitions;
 use microfunnel_core::scoring::Rules;
 use microfunnel_core::url::SanitiseRules;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
-
-/// An ISO 4217 code as written: three capital letters (`EUR`). Spend and
-/// conversion values are only comparable within one currency, so both are
-/// held to the same form.
-pub fn is_currency_code(c: &str) -> bool {
-    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
-}
-
-/// A conversion definition: a `track` event name and where its value is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConversionDef {
-    pub event: String,
-    /// The property holding the value in major units (e.g. `value: 49.90`).
-    #[serde(default)]
-    pub value_property: Option<String>,
-    /// Used when the event carries no value (minor units).
-    #[serde(default)]
-    pub default_value_minor: i64,
-    #[serde(default)]
-    pub currency: Option<String>,
-    /// The most a browser-sent value may claim, in major units: the public
-    /// endpoint cannot be trusted with revenue (default 100,000).
-    #[serde(default = "default_max_value")]
-    pub max_value: f64,
-    /// `server`: only authenticated server events carry this conversion's
-    /// value; a browser's counts as the conversion with no value.
-    #[serde(default)]
-    pub value_from: ValueFrom,
-}
-
-fn default_max_value() -> f64 {
-    100_000.0
-}
-
-/// Who may state a conversion's value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValueFrom {
-    #[default]
-    Any,
-    Server,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,7 +81,8 @@ pub struct SiteConfig {
     pub consent: ConsentConfig,
     /// `ChannelRules` (overrides, internal hosts).
     pub channels: Value,
-    pub conversions: Vec<ConversionDef>,
+    /// Validated by the core as they are read (`conversion::Definitions`).
+    pub conversions: Definitions,
     pub limits: RateLimits,
     pub attribution: AttributionConfig,
 }
@@ -162,23 +121,6 @@ impl SiteConfig {
             && let Err(e) = serde_json::from_value::<ChannelRules>(self.channels.clone())
         {
             return bad(format!("channels: {e}"));
-        }
-        if self.conversions.len() > 20 {
-            return bad("conversions: at most 20".into());
-        }
-        for (i, c) in self.conversions.iter().enumerate() {
-            if c.event.trim().is_empty() || c.event.len() > 256 {
-                return bad(format!("conversions[{i}].event: must be 1 to 256 bytes"));
-            }
-            if c.default_value_minor < 0 {
-                return bad(format!("conversions[{i}].default_value_minor: must not be negative"));
-            }
-            if !(c.max_value.is_finite() && c.max_value > 0.0 && c.max_value <= 1e12) {
-                return bad(format!("conversions[{i}].max_value: more than 0, at most 1e12 (major units)"));
-            }
-            if c.currency.as_deref().is_some_and(|cur| !is_currency_code(cur)) {
-                return bad(format!("conversions[{i}].currency: an ISO 4217 code like EUR"));
-            }
         }
         if !(1..=1_000_000).contains(&self.limits.ip_per_minute)
             || !(1..=10_000_000).contains(&self.limits.site_per_minute)
@@ -354,7 +296,7 @@ struct CreateSite {
     #[serde(default)]
     channels: Option<Value>,
     #[serde(default)]
-    conversions: Option<Vec<ConversionDef>>,
+    conversions: Option<Definitions>,
     #[serde(default)]
     limits: Option<RateLimits>,
     #[serde(default)]
@@ -480,7 +422,7 @@ struct UpdateSite {
     #[serde(default)]
     channels: Option<Value>,
     #[serde(default)]
-    conversions: Option<Vec<ConversionDef>>,
+    conversions: Option<Definitions>,
     #[serde(default)]
     limits: Option<RateLimits>,
     #[serde(default)]

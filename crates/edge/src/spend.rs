@@ -35,7 +35,7 @@ fn field(index: usize, name: &str, rule: &str) -> ApiError {
 fn currency(v: &Value, at: &str) -> ApiResult<Option<String>> {
     match v {
         Value::Null => Ok(None),
-        Value::String(c) if crate::sites::is_currency_code(c) => Ok(Some(c.clone())),
+        Value::String(c) if microfunnel_core::money::Currency::parse(c).is_ok() => Ok(Some(c.clone())),
         _ => Err(ApiError::bad_request("invalid_spend", format!("{at}: an ISO 4217 code like EUR"))),
     }
 }

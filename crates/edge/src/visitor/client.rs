@@ -158,7 +158,7 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
     let (mut from, mut into) = (from.to_owned(), into.to_owned());
     for _ in 0..MAX_HOPS {
         let handed = call_here(env, &site.id, &from, &HandoverRequest { into: into.clone() }).await?;
-        let (ledger, journey, withdrawals, closed_at) = match handed {
+        let (ledger, journey, withdrawals, closed_at, converted) = match handed {
             HandoverReply::Retired { merged_into } => {
                 // Merged already: its rows are wherever it forwards to.
                 rekey(env, &site.id, &from, &into).await?;
@@ -170,8 +170,8 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
                     _ => return Ok(into),
                 }
             }
-            HandoverReply::Rows { ledger, journey, withdrawals, closed_at } => {
-                (ledger, journey, withdrawals, closed_at)
+            HandoverReply::Rows { ledger, journey, withdrawals, closed_at, converted } => {
+                (ledger, journey, withdrawals, closed_at, converted)
             }
         };
         let import = ImportRequest {
@@ -182,6 +182,7 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
             ledger,
             journey,
             withdrawals,
+            converted,
             closed_at,
             from: from.clone(),
         };

@@ -4,7 +4,7 @@
 //! [`Call`]. Both sides ship in the same Worker, so the wire form only has to
 //! agree with itself.
 
-use crate::sites::ConversionDef;
+use microfunnel_core::conversion::{Definitions, Recorded};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -122,7 +122,7 @@ pub struct ApplyRequest {
     pub site: String,
     pub visitor: String,
     pub rules: Value,
-    pub conversions: Vec<ConversionDef>,
+    pub conversions: Definitions,
     #[serde(default)]
     pub webhooks: Vec<String>,
     /// Milliseconds of inactivity after which an open journey closes as a
@@ -236,6 +236,10 @@ pub enum HandoverReply {
         withdrawals: Vec<WithdrawalRow>,
         /// When this object's last journey closed (see `Store::closed_at`).
         closed_at: Option<i64>,
+        /// The conversions credited here, for later ones that inherit or
+        /// adjust them on the other device's profile.
+        #[serde(default)]
+        converted: Vec<Recorded>,
     },
 }
 
@@ -253,6 +257,8 @@ pub struct ImportRequest {
     pub ledger: Vec<HandedLedgerRow>,
     pub journey: Vec<HandedJourneyRow>,
     pub withdrawals: Vec<WithdrawalRow>,
+    #[serde(default)]
+    pub converted: Vec<Recorded>,
     /// When the handing object's last journey closed.
     #[serde(default)]
     pub closed_at: Option<i64>,
@@ -295,6 +301,9 @@ pub struct ExportReply {
     pub ledger: Vec<Value>,
     pub journey: Vec<Value>,
     pub withdrawals: Vec<Value>,
+    /// The conversions credited, each with the path it was credited on.
+    #[serde(default)]
+    pub converted: Vec<Recorded>,
     pub merged_into: Option<String>,
 }
 
@@ -381,13 +390,25 @@ mod tests {
         }
     }
 
+    fn recorded() -> Recorded {
+        serde_json::from_value(json!({
+            "message_id": "m1", "name": "Contact Submitted", "at": "2026-03-02T09:05:00.000Z", "value_minor": 15000,
+            "transaction_id": "INV-1", "touches": [{"channel": "Email", "at": "2026-03-02T09:00:00.000Z"}]
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn every_message_round_trips() {
         round_trip(ApplyRequest {
             site: "s".into(),
             visitor: "v".into(),
             rules: json!({"version": "1"}),
-            conversions: Vec::new(),
+            conversions: Definitions::from_json(&json!([
+                {"event": "Contact Submitted", "currency": "JPY"},
+                {"event": "Client Signed", "value_property": "value", "inherits": "Contact Submitted"}
+            ]))
+            .unwrap(),
             webhooks: vec!["https://example.com/hook".into()],
             journey_timeout_ms: Some(1_000),
             events: vec![
@@ -433,6 +454,7 @@ mod tests {
                 device: Some("d".into()),
             }],
             closed_at: Some(7),
+            converted: vec![recorded()],
         });
         round_trip(ImportRequest {
             site: "s".into(),
@@ -442,6 +464,7 @@ mod tests {
             ledger: vec![ledger_row()],
             journey: Vec::new(),
             withdrawals: Vec::new(),
+            converted: vec![recorded()],
             closed_at: None,
             from: "v".into(),
         });
@@ -453,6 +476,7 @@ mod tests {
             ledger: vec![json!({"message_id": "m1", "payload": {}})],
             journey: Vec::new(),
             withdrawals: Vec::new(),
+            converted: vec![recorded()],
             merged_into: None,
         });
         round_trip(EraseRequest {});

@@ -5,8 +5,10 @@
 use super::protocol::{HandedJourneyRow, HandedLedgerRow, WithdrawalRow};
 use crate::errors::ApiResult;
 use crate::webhooks;
+use microfunnel_core::attribution::Touch;
 use microfunnel_core::consent::{ConsentStamp, MinimisePolicy};
-use microfunnel_core::{Channel, Consent, Event};
+use microfunnel_core::conversion::Recorded;
+use microfunnel_core::{Channel, Consent, Event, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
@@ -147,6 +149,12 @@ impl Store {
         sql.exec(
             "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, \
              ended_at INTEGER NOT NULL, events INTEGER NOT NULL, channel TEXT, landing TEXT)",
+            None,
+        )?;
+        // The conversions credited here: what later ones inherit or adjust.
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS converted (message_id TEXT PRIMARY KEY, name TEXT NOT NULL, ts INTEGER NOT NULL, \
+             value_minor INTEGER NOT NULL, transaction_id TEXT, touches TEXT NOT NULL)",
             None,
         )?;
         webhooks::ensure_schema(sql)?;
@@ -343,10 +351,12 @@ impl Store {
         let n = i64::try_from(removed.rows_written()).unwrap_or(0);
         self.sql.exec("DELETE FROM journey WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
         self.sql.exec("DELETE FROM sessions WHERE ended_at < ?", vec![SqlStorageValue::from(before)])?;
+        self.sql.exec("DELETE FROM converted WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
         Ok(n)
     }
 
-    /// Nothing left worth keeping: no ledger, journey or pending webhook.
+    /// Nothing left worth keeping: no ledger, journey, credited conversion
+    /// or pending webhook.
     pub fn is_empty(&self) -> ApiResult<bool> {
         #[derive(Deserialize)]
         struct N {
@@ -355,7 +365,8 @@ impl Store {
         let rows: Vec<N> = self
             .sql
             .exec(
-                "SELECT (SELECT COUNT(*) FROM ledger) + (SELECT COUNT(*) FROM journey) + (SELECT COUNT(*) FROM outbox) AS n",
+                "SELECT (SELECT COUNT(*) FROM ledger) + (SELECT COUNT(*) FROM journey) + (SELECT COUNT(*) FROM outbox) \
+                 + (SELECT COUNT(*) FROM converted) AS n",
                 None,
             )?
             .to_array()?;
@@ -386,6 +397,74 @@ impl Store {
     /// Drops the touches at or before `ts` (a path already closed).
     pub fn drop_touches_until(&self, ts: i64) -> ApiResult<()> {
         self.sql.exec("DELETE FROM journey WHERE ts <= ?", vec![SqlStorageValue::from(ts)])?;
+        Ok(())
+    }
+
+    // ---- conversions credited here ----
+
+    /// Every conversion credited here; a row that no longer reads is logged
+    /// and left out (it can then be neither inherited nor adjusted).
+    pub fn converted(&self) -> ApiResult<Vec<Recorded>> {
+        #[derive(Deserialize)]
+        struct Row {
+            message_id: String,
+            name: String,
+            ts: f64,
+            value_minor: f64,
+            transaction_id: Option<String>,
+            touches: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT message_id, name, ts, value_minor, transaction_id, touches FROM converted", None)?
+            .to_array()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let touches = serde_json::from_str::<Vec<Touch>>(&r.touches);
+            match (Timestamp::from_millis(r.ts as i64), touches) {
+                (Some(at), Ok(touches)) => out.push(Recorded {
+                    message_id: r.message_id,
+                    name: r.name,
+                    at,
+                    value_minor: r.value_minor as i64,
+                    transaction_id: r.transaction_id,
+                    touches,
+                }),
+                _ => worker::console_error!("visitor conversion row {} unreadable", r.message_id),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps a credited conversion (a repeat of its message id changes nothing).
+    pub fn record_conversion(&self, r: &Recorded) -> ApiResult<()> {
+        self.sql.exec(
+            "INSERT INTO converted (message_id, name, ts, value_minor, transaction_id, touches) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(message_id) DO NOTHING",
+            vec![
+                SqlStorageValue::from(r.message_id.as_str()),
+                SqlStorageValue::from(r.name.as_str()),
+                SqlStorageValue::from(r.at.millis()),
+                SqlStorageValue::from(r.value_minor),
+                SqlStorageValue::from(r.transaction_id.clone()),
+                SqlStorageValue::from(serde_json::to_string(&r.touches)?),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// An adjustment's new value for the conversion it adjusts.
+    pub fn adjust_conversion(&self, message_id: &str, value_minor: i64) -> ApiResult<()> {
+        self.sql.exec(
+            "UPDATE converted SET value_minor = ? WHERE message_id = ?",
+            vec![SqlStorageValue::from(value_minor), SqlStorageValue::from(message_id)],
+        )?;
+        Ok(())
+    }
+
+    /// Credited conversions whose event left the ledger (a withdrawal).
+    pub fn drop_orphan_conversions(&self) -> ApiResult<()> {
+        self.sql.exec("DELETE FROM converted WHERE message_id NOT IN (SELECT message_id FROM ledger)", None)?;
         Ok(())
     }
 
@@ -526,7 +605,11 @@ impl Store {
         ledger: &[HandedLedgerRow],
         journey: &[HandedJourneyRow],
         withdrawals: &[WithdrawalRow],
+        converted: &[Recorded],
     ) -> ApiResult<()> {
+        for r in converted {
+            self.record_conversion(r)?;
+        }
         for r in ledger {
             self.sql.exec(
                 LEDGER_INSERT,
@@ -553,7 +636,7 @@ impl Store {
 
     /// Drops the visitor's rows (after a hand-over); meta and the outbox stay.
     pub fn clear_rows(&self) -> ApiResult<()> {
-        for table in ["ledger", "journey", "withdrawals", "sessions"] {
+        for table in ["ledger", "journey", "withdrawals", "sessions", "converted"] {
             self.sql.exec(&format!("DELETE FROM {table}"), None)?;
         }
         Ok(())

@@ -10,8 +10,9 @@ use super::super::store::{Store, Withdrawal, stored_event};
 use crate::conversions::{self, Pending};
 use crate::errors::{ApiError, ApiResult};
 use crate::ingest::Source;
-use crate::sites::ConversionDef;
 use crate::webhooks;
+use microfunnel_core::attribution::Touch;
+use microfunnel_core::conversion::{Definition, Definitions};
 use microfunnel_core::scoring::{Rules, Score, Snapshot};
 use microfunnel_core::{Event, EventType, Timestamp, consent};
 use serde_json::Value;
@@ -69,12 +70,24 @@ impl Visitor {
                 touched_sessions.push(session);
             }
             if let Some(def) = conversion_def(&body.conversions, event) {
-                let touches: Vec<(String, i64)> =
-                    store.touches()?.into_iter().map(|t| (t.channel, t.ts as i64)).collect();
-                pending.push(conversions::compute(&body.visitor, event, def, &touches, *received_at, *source));
-                // The journey closes with its conversion.
-                store.clear_journey()?;
-                store.close_journey_at(event.timestamp.millis())?;
+                let open: Vec<Touch> = store
+                    .touches()?
+                    .into_iter()
+                    .map(|t| Touch::new(t.channel, Timestamp::from_millis(t.ts as i64)))
+                    .collect();
+                let past = store.converted()?;
+                let (p, credited_on, closes) =
+                    conversions::compute(&body.visitor, event, def, &open, &past, *received_at, *source);
+                match (p.recorded(credited_on), p.adjustment()) {
+                    (Some(r), _) => store.record_conversion(&r)?,
+                    (None, Some((original, value))) => store.adjust_conversion(original, value)?,
+                    (None, None) => {}
+                }
+                if closes {
+                    store.clear_journey()?;
+                    store.close_journey_at(event.timestamp.millis())?;
+                }
+                pending.push(p);
             }
         }
         let (score, snapshot) = self.with_scorer(rules, |s| (s.score(now), s.snapshot()))?;
@@ -166,12 +179,11 @@ fn admit(
     Ok(fresh)
 }
 
-fn conversion_def<'a>(defs: &'a [ConversionDef], e: &Event) -> Option<&'a ConversionDef> {
+fn conversion_def<'a>(defs: &'a Definitions, e: &Event) -> Option<&'a Definition> {
     if e.kind != EventType::Track {
         return None;
     }
-    let name = e.event.as_deref()?;
-    defs.iter().find(|d| d.event == name)
+    defs.find(e.event.as_deref()?)
 }
 
 /// Journey: a touch per page view (or declared offline channel) whose

@@ -25,6 +25,7 @@ impl Visitor {
             journey: store.handed_journey()?,
             withdrawals: store.withdrawal_rows()?,
             closed_at: store.closed_at()?,
+            converted: store.converted()?,
         };
         store.set_meta(MetaKey::MergedInto, into)?;
         Ok(reply)
@@ -48,14 +49,15 @@ impl Visitor {
     /// Takes over another visitor's rows (same person, another device): its
     /// ledger joins this one (de-duplicated), its open touches join the open
     /// journey, and the score is rebuilt over both. Conversions already
-    /// attributed stay as they were.
+    /// attributed stay as they were; they come along, so a later conversion on
+    /// this profile inherits or adjusts them.
     pub(in super::super) async fn import(&self, body: ImportRequest) -> ApiResult<ImportReply> {
         // Schema ensured and forward checked by `fetch`.
         let store = self.store();
         let now = now_ts()?;
         let rules = self.rules(&body.rules)?;
         store.remember(&body.site, &body.visitor)?;
-        store.import(&body.ledger, &body.journey, &body.withdrawals)?;
+        store.import(&body.ledger, &body.journey, &body.withdrawals, &body.converted)?;
         let mut from = store.merged_from()?;
         if !from.contains(&body.from) {
             from.push(body.from.clone());

@@ -31,6 +31,7 @@ impl Visitor {
             ledger: store.export_ledger()?,
             journey: store.export_journey()?,
             withdrawals: store.export_withdrawals()?,
+            converted: store.converted()?,
             merged_into: store.forward()?,
         })
     }

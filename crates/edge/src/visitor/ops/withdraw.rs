@@ -54,6 +54,8 @@ impl Visitor {
                 Some(_) => store.drop_orphan_touches()?,
             }
         }
+        // A conversion whose event went is not inherited or adjusted either.
+        store.drop_orphan_conversions()?;
         let (score, _) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
         self.schedule().await?;
         Ok(WithdrawReply { visitor: body.visitor, score: score.score.to_json(), tier: score.tier, kept, removed })
