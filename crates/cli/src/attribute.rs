@@ -6,7 +6,15 @@
 //! `>`, spaces trimmed) or NDJSON journeys, one per line:
 //! `{"touches":[{"channel":"Email","at":"2026-03-01T09:00:00Z"},…],
 //!   "conversions":1,"value":12.5,"nulls":0,"converted_at":"…"}`
-//! (timestamps are needed by time decay and `--lookback`).
+//! (timestamps are needed by time decay and `--lookback`), or a visitor's
+//! timeline with several conversions:
+//! `{"visitor":"v1","steps":[{"touch":"Email","at":"…"},
+//!   {"convert":"Contact Submitted","at":"…","value":150},…]}` — each
+//! conversion credited where the core credits it at the edge (the open
+//! journey, which it closes; with `--inherits 'Client Signed=Contact
+//! Submitted'`, the path of the latest upstream conversion within 90 days; a
+//! repeated `transaction_id` of the same conversion replaces its value), and
+//! what is left open a non-converting journey.
 //!
 //! Output: CSV with ChannelAttribution's column names
 //! (`channel_name,total_conversions,total_conversion_value`; with
@@ -17,7 +25,8 @@
 use microfunnel_core::Timestamp;
 use microfunnel_core::attribution::markov::{self, MarkovOptions, MarkovResult};
 use microfunnel_core::attribution::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
-use microfunnel_core::attribution::{Model, PathTable, table_totals};
+use microfunnel_core::attribution::{Model, PathTable, Touch, table_totals};
+use microfunnel_core::conversion::{self, Crediting, Definitions, Recorded, credit_on};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,6 +65,10 @@ pub struct Args {
     /// Seed of the Shapley permutation sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// `DOWNSTREAM=UPSTREAM` (repeatable): in visitor timelines, a DOWNSTREAM
+    /// conversion is credited on the path of the visitor's latest UPSTREAM one.
+    #[arg(long = "inherits", value_name = "DOWNSTREAM=UPSTREAM")]
+    inherits: Vec<String>,
 }
 
 const HEURISTICS: [&str; 7] = ["first", "last", "last-non-direct", "linear", "position", "j", "inverse-j"];
@@ -176,20 +189,171 @@ struct JourneyIn {
 /// The two journey readers, for fuzzing: `Ok(number of journeys)` or the
 /// error `run` would print.
 pub fn read_journeys(bytes: &[u8], ndjson: bool) -> Result<usize, String> {
-    let loaded = if ndjson { load_ndjson(bytes, Some(720.0))? } else { load_csv(bytes)? };
+    let inherits = ["Client Signed=Contact Submitted".to_owned()];
+    let loaded = if ndjson { load_ndjson(bytes, Some(720.0), &inherits)? } else { load_csv(bytes)? };
     Ok(loaded.table.rows.len())
 }
 
-fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>) -> Result<Loaded, String> {
-    let mut table = PathTable::new();
-    let (mut has_value, mut all_timed) = (false, true);
+/// One step of a visitor timeline: a touch, or a conversion.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepIn {
+    #[serde(default)]
+    touch: Option<String>,
+    #[serde(default)]
+    convert: Option<String>,
+    at: Timestamp,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    transaction_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitorIn {
+    #[allow(dead_code)] // named in the file for the reader, not needed here
+    visitor: String,
+    steps: Vec<StepIn>,
+}
+
+/// The conversion definitions a set of timelines needs: every converting
+/// event, with `--inherits` pairs, validated by the core (unknown upstream,
+/// cycles).
+fn timeline_definitions(inherits: &[String], names: &[String]) -> Result<Definitions, String> {
+    let mut pairs = Vec::new();
+    for spec in inherits {
+        let (down, up) = spec
+            .split_once('=')
+            .map(|(d, u)| (d.trim(), u.trim()))
+            .filter(|(d, u)| !d.is_empty() && !u.is_empty())
+            .ok_or_else(|| format!("--inherits: `{spec}` is not DOWNSTREAM=UPSTREAM"))?;
+        pairs.push((down.to_owned(), up.to_owned()));
+    }
+    let mut events: Vec<String> = names.to_vec();
+    for (d, u) in &pairs {
+        for e in [d, u] {
+            if !events.contains(e) {
+                events.push(e.clone());
+            }
+        }
+    }
+    let defs: Vec<Value> = events
+        .iter()
+        .map(|e| match pairs.iter().find(|(d, _)| d == e) {
+            Some((_, up)) => json!({"event": e, "inherits": up}),
+            None => json!({"event": e}),
+        })
+        .collect();
+    Definitions::from_json(&Value::Array(defs)).map_err(|e| {
+        // The core names the definition by index: say which pair it was.
+        let at = e.field.split(['[', ']']).nth(1).and_then(|i| i.parse::<usize>().ok());
+        let name = at.and_then(|i| events.get(i)).map_or("", String::as_str);
+        format!("--inherits: `{name}`: {}", e.rule)
+    })
+}
+
+/// A visitor timeline as journeys: each conversion with the touches the core
+/// credits it on (adjustments replacing the earlier value), then the open
+/// journey as a non-converting one.
+fn timeline_journeys(v: VisitorIn, defs: &Definitions, row: usize) -> Result<Vec<JourneyIn>, String> {
+    let mut open: Vec<Touch> = Vec::new();
+    let mut past: Vec<Recorded> = Vec::new();
+    let mut out: Vec<(String, JourneyIn)> = Vec::new();
+    for (i, s) in v.steps.into_iter().enumerate() {
+        match (s.touch, s.convert) {
+            (Some(ch), None) => open.push(Touch::new(ch, Some(s.at))),
+            (None, Some(name)) => {
+                let def = defs.find(&name).ok_or_else(|| format!("row {row}: steps[{i}]: unknown conversion"))?;
+                let tx = s.transaction_id.as_ref().and_then(|t| {
+                    let props = serde_json::Map::from_iter([("transaction_id".to_owned(), t.clone())]);
+                    conversion::transaction_id(&props)
+                });
+                let value = s.value.unwrap_or(0.0);
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(format!("row {row}: steps[{i}].value: a number ≥ 0"));
+                }
+                let id = format!("{i}");
+                match credit_on(def, s.at, tx.as_deref(), &open, &past) {
+                    Crediting::Adjusts { original } => {
+                        let key = original.message_id.clone();
+                        if let Some((_, j)) = out.iter_mut().find(|(k, _)| *k == key) {
+                            j.value = Some(value);
+                        }
+                    }
+                    Crediting::New { touches, closes_journey, .. } => {
+                        let journey = JourneyIn {
+                            touches: touches.iter().map(|t| TouchIn { channel: t.channel.clone(), at: t.at }).collect(),
+                            conversions: 1.0,
+                            value: Some(value),
+                            nulls: 0.0,
+                            converted_at: Some(s.at),
+                        };
+                        past.push(Recorded {
+                            message_id: id.clone(),
+                            name,
+                            at: s.at,
+                            value_minor: 0,
+                            transaction_id: tx,
+                            touches,
+                        });
+                        out.push((id, journey));
+                        if closes_journey {
+                            open.clear();
+                        }
+                    }
+                }
+            }
+            _ => return Err(format!("row {row}: steps[{i}]: needs `touch` or `convert`, not both")),
+        }
+    }
+    let mut journeys: Vec<JourneyIn> = out.into_iter().map(|(_, j)| j).collect();
+    if !open.is_empty() {
+        journeys.push(JourneyIn {
+            touches: open.into_iter().map(|t| TouchIn { channel: t.channel, at: t.at }).collect(),
+            conversions: 0.0,
+            value: None,
+            nulls: 1.0,
+            converted_at: None,
+        });
+    }
+    Ok(journeys)
+}
+
+fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>, inherits: &[String]) -> Result<Loaded, String> {
+    // Lines are journeys or visitor timelines; timelines need the conversion
+    // definitions first, so every line is read before any is credited.
+    let mut lines: Vec<(usize, Value)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for (i, line) in BufReader::new(bytes).lines().enumerate() {
         let row = i + 1;
         let line = line.map_err(|e| format!("row {row}: {e}"))?;
         if line.trim().is_empty() {
             continue;
         }
-        let j: JourneyIn = serde_json::from_str(&line).map_err(|e| format!("row {row}: {e}"))?;
+        let v: Value = serde_json::from_str(&line).map_err(|e| format!("row {row}: {e}"))?;
+        for step in v.get("steps").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(n) = step.get("convert").and_then(Value::as_str)
+                && !names.iter().any(|x| x == n)
+            {
+                names.push(n.to_owned());
+            }
+        }
+        lines.push((row, v));
+    }
+    let defs = timeline_definitions(inherits, &names)?;
+    let mut journeys: Vec<(usize, JourneyIn)> = Vec::new();
+    for (row, v) in lines {
+        if v.get("steps").is_some() {
+            let visitor: VisitorIn = serde_json::from_value(v).map_err(|e| format!("row {row}: {e}"))?;
+            journeys.extend(timeline_journeys(visitor, &defs, row)?.into_iter().map(|j| (row, j)));
+        } else {
+            journeys.push((row, serde_json::from_value(v).map_err(|e| format!("row {row}: {e}"))?));
+        }
+    }
+    let mut table = PathTable::new();
+    let (mut has_value, mut all_timed) = (false, true);
+    for (row, j) in journeys {
         has_value |= j.value.is_some();
         let mut touches = j.touches;
         let timed = touches.iter().all(|t| t.at.is_some());
@@ -267,10 +431,13 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let ext = args.input.extension().and_then(|e| e.to_str()).unwrap_or("");
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let loaded = if ext == "ndjson" || ext == "jsonl" || first == Some(b'{') {
-        load_ndjson(&bytes, lookback)?
+        load_ndjson(&bytes, lookback, &args.inherits)?
     } else {
         if lookback.is_some() {
             return Err("--lookback needs NDJSON journeys with timestamps".into());
+        }
+        if !args.inherits.is_empty() {
+            return Err("--inherits needs NDJSON visitor timelines".into());
         }
         load_csv(&bytes)?
     };

@@ -100,3 +100,45 @@ fn time_decay_on_csv_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("time-decay needs NDJSON"));
 }
+
+const TIMELINES: &str = r#"{"visitor":"v1","steps":[{"touch":"Email","at":"2026-03-02T09:00:00Z"},{"convert":"Contact Submitted","at":"2026-03-02T09:05:00Z","value":150},{"touch":"Direct","at":"2026-03-04T10:00:00Z"},{"convert":"Client Signed","at":"2026-03-05T11:00:00Z","value":4800,"transaction_id":"M-17"},{"convert":"Client Signed","at":"2026-03-06T11:00:00Z","value":3000,"transaction_id":"M-17"}]}
+{"visitor":"v2","steps":[{"touch":"Paid Search","at":"2026-03-01T09:00:00Z"},{"convert":"Client Signed","at":"2026-03-01T10:00:00Z","value":900}]}
+"#;
+
+#[test]
+fn visitor_timelines_inherit_the_upstream_path_and_adjust_by_transaction() {
+    let p = file("timelines.ndjson", TIMELINES);
+    let path = p.to_str().unwrap();
+    // Client Signed inherits the form's Email path (3000 after the adjustment,
+    // not 4800 + 3000); v2 has no form, so its own Paid Search journey.
+    // v1's Direct touch is an open, non-converting journey.
+    let out = stdout(&run(&[path, "--model", "last", "--inherits", "Client Signed=Contact Submitted"]));
+    assert_eq!(
+        out,
+        "channel_name,total_conversions,total_conversion_value\nDirect,0,0\nEmail,2,3150\nPaid Search,1,900\n"
+    );
+    // Without --inherits the signing closes the open journey: Direct takes it.
+    let out = stdout(&run(&[path, "--model", "last"]));
+    assert_eq!(
+        out,
+        "channel_name,total_conversions,total_conversion_value\nDirect,1,3000\nEmail,1,150\nPaid Search,1,900\n"
+    );
+}
+
+#[test]
+fn bad_inheritance_is_named() {
+    let p = file("timelines2.ndjson", TIMELINES);
+    let path = p.to_str().unwrap();
+    let o =
+        run(&[path, "--inherits", "Client Signed=Contact Submitted", "--inherits", "Contact Submitted=Client Signed"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "error: --inherits: `Contact Submitted`: a cycle of inheritance"
+    );
+    let o = run(&[path, "--inherits", "Client Signed"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--inherits: `Client Signed` is not DOWNSTREAM=UPSTREAM"));
+    let csv = file("inh.csv", CA);
+    let o = run(&[csv.to_str().unwrap(), "--inherits", "A=B"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--inherits needs NDJSON visitor timelines"));
+}
