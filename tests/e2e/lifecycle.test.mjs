@@ -105,6 +105,9 @@ test('money: a JPY conversion is stored in yen, a KWD one in fils; a browser can
   await ok(await browser(site.id, [ev({ type: 'track', event: 'Order', anonymousId: anon, properties: { value: 5000 } })]));
   await ok(await browser(site.id, [ev({ type: 'track', event: 'Deposit', anonymousId: anon, properties: { value: '12.345' } })]));
   await ok(await server(site, [ev({ type: 'track', event: 'Deposit', anonymousId: anon, properties: { value: '12.345' } })]));
+  // A value its currency cannot hold is refused, naming the property — never counted at another value.
+  const refused = await expectError(await server(site, [ev({ type: 'track', event: 'Order', anonymousId: anon, properties: { value: '12.5' } })]), 400);
+  assert.deepEqual(refused.rejected.map((r) => [r.error.field, r.error.message]), [['properties.value', 'properties.value: a whole number: this currency has no minor unit']]);
   const rows = d1(`SELECT name, value_minor, currency, source FROM conversions WHERE site_id = ${q(site.id)} ORDER BY ts, source`);
   assert.deepEqual(rows.map((r) => [r.name, r.value_minor, r.currency, r.source]), [
     ['Order', 5000, 'JPY', 'browser'],

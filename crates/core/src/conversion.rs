@@ -171,6 +171,21 @@ impl Definition {
         Value::Object(o)
     }
 
+    /// Whether an event of this definition states a readable value: its
+    /// `value_property`, when present, must be a decimal this currency can
+    /// hold exactly (`properties.value: at most 2 decimals for this
+    /// currency`). The collector refuses an event that fails it rather than
+    /// count it at a value nobody sent.
+    pub fn check_value(&self, properties: &Map<String, Value>) -> Result<(), ValidationError> {
+        let Some(p) = &self.value_property else { return Ok(()) };
+        match properties.get(p) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) => {
+                money::parse_major_json(&format!("properties.{p}"), v, money::digits_of(self.currency)).map(|_| ())
+            }
+        }
+    }
+
     /// The conversion's value in minor units: `value_property` read as major
     /// units of the definition's currency ([`money::parse_major_json`]), else
     /// — missing or not a decimal it can hold exactly — the default. A
@@ -365,6 +380,7 @@ pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
                 s => return Err(json!(format!("unknown sender `{s}`"))),
             };
             let def = d.find(&name).ok_or_else(|| json!("no such definition"))?;
+            def.check_value(&props).map_err(|e| json!(e))?;
             Ok(json!({"value_minor": def.value_minor(&props, sender), "transaction_id": transaction_id(&props)}))
         }
         "conversion.lifecycle" => {

@@ -239,6 +239,14 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
                 continue;
             }
         };
+        // A conversion's value is read exactly in its currency, or refused.
+        if event.kind == microfunnel_core::EventType::Track
+            && let Some(def) = event.event.as_deref().and_then(|n| site.config.conversions.find(n))
+            && let Err(e) = def.check_value(&event.properties)
+        {
+            out.rejected.push(rejection(index, "invalid_event", &e.field, &format!("{}: {}", e.field, e.rule)));
+            continue;
+        }
         if source == Source::Browser
             && let Some((field, message)) = browser_refusal(&event)
         {
