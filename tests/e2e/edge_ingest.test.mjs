@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, createSite as makeSite, expectError } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, createSite as makeSite, expectError, freshWindow } from './lib.mjs';
 
 const ORIGIN = 'https://shop.example';
 const createSite = (extra = {}) => makeSite('t', { origins: [ORIGIN], ...extra });
@@ -217,6 +217,7 @@ test('CORS preflight: 204 for a site origin, 403 for another', async () => {
 
 test('rate limits: 429 with Retry-After per address; nothing of the IP is stored', async () => {
   const site = await createSite({ limits: { ip_per_minute: 2, site_per_minute: 1000 } });
+  await freshWindow();
   const statuses = [];
   let limited;
   for (let i = 0; i < 6; i++) {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite, signIdentity, emailKey, expectError } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, consent, createSite as makeSite, signIdentity, emailKey, expectError, freshWindow } from './lib.mjs';
 
 const ORIGIN = 'https://cabinet.example';
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36';
@@ -210,6 +210,7 @@ test('F14: an address written anywhere — traits in any case, nested properties
 
 test('F2: one address cannot shut a site out — refused and invalid requests never charge the site; servers have their own budget', async () => {
   const site = await createSite({ limits: { ip_per_minute: 5, site_per_minute: 60, server_per_minute: 1000 } });
+  await freshWindow();
   const junk = Array.from({ length: 100 }, () => 0);
   const flood = [];
   for (let i = 0; i < 13; i++) {
@@ -238,6 +239,7 @@ test('F2: one address cannot shut a site out — refused and invalid requests ne
 
 test('F2/L2: an IPv6 address is limited by its /64', async () => {
   const site = await createSite({ limits: { ip_per_minute: 2, site_per_minute: 1000 } });
+  await freshWindow();
   const send = async (ip) => {
     const r = await curl(site.id, [page(randomUUID())], { ip });
     await r.body?.cancel();

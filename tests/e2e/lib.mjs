@@ -107,6 +107,17 @@ export async function until(pred, ms = 6000) {
 }
 
 /**
+ * Rate limits count in fixed one-minute windows of the Worker's clock (this
+ * machine's). A test that fills a window and expects the next request to be
+ * refused must not straddle a window's end, or the count starts over midway:
+ * when fewer than `needMs` are left in this window, wait for the next one.
+ */
+export async function freshWindow(needMs = 20_000) {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < needMs) await new Promise((r) => setTimeout(r, left + 100));
+}
+
+/**
  * `page.goto`, tried once more when the load event never comes. With request
  * interception on (`route`), Chromium now and then leaves a subresource of a
  * new document pending forever (microsoft/playwright#19678,
