@@ -3,10 +3,13 @@
 // that earned it — submitted on another device, joined by identity — and a
 // repeated transaction adjusts its value instead of counting twice; money in
 // the currency's own digits; the funnel takes a site's own tier names; bad
-// definitions are refused with the field named.
+// definitions are refused with the field named; lifecycle stages (lead by the
+// form, qualified by the score, client by the signing) reach the leads, the
+// explanation, the export, a stage_changed webhook and the stages report.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { base, admin, fetch, d1, q, consent, createSite, signIdentity, expectError } from './lib.mjs';
 
 const ORIGIN = 'https://cabinet.example';
@@ -163,4 +166,104 @@ test('bad conversion definitions are refused with the field and the rule named, 
     event: 'Client Signed', value_property: 'value', default_value_minor: 0, currency: 'EUR', max_value: '100000.00',
     value_from: 'server', inherits: 'Contact Submitted', inherit_window_days: 90,
   });
+});
+
+test('stages: the form makes a lead, the score qualifies it, the signing makes a client — in the leads, the explanation, the export, webhooks and the stages report', async () => {
+  const received = [];
+  const hooks = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push(JSON.parse(body));
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((r) => hooks.listen(0, '127.0.0.1', r));
+  try {
+    const staged = [LIFECYCLE[0], { ...LIFECYCLE[1], stage: 'client' }];
+    const site = await createSite('stages', { origins: [ORIGIN], conversions: staged, webhooks: [`http://127.0.0.1:${hooks.address().port}/hook`] });
+    const client = randomUUID();
+    const lead = randomUUID();
+    const visitor = randomUUID();
+    const signed = { identitySignature: signIdentity(site.identity_secret, 'client-7') };
+    // Five days ago: the form (lead), then, two days later, the fees page and a meeting request (15 + 40 ≥ 51: qualified).
+    const formAt = at(5 * DAY);
+    const qualifiedAt = at(3 * DAY);
+    await ok(await browser(site.id, [
+      page(client, '/contact', 5 * DAY + 60_000),
+      ev({ type: 'track', event: 'Contact Submitted', anonymousId: client, timestamp: formAt }),
+      ev({ type: 'identify', anonymousId: client, userId: 'client-7', timestamp: at(5 * DAY - 1000), ...signed }),
+      page(client, '/pricing', 3 * DAY + 60_000),
+      ev({ type: 'track', event: 'offline.meeting_request', anonymousId: client, timestamp: qualifiedAt }),
+    ]));
+    await ok(await browser(site.id, [page(lead, '/contact', 2 * DAY + 1000), ev({ type: 'track', event: 'Contact Submitted', anonymousId: lead, timestamp: at(2 * DAY) })]));
+    await ok(await browser(site.id, [page(visitor, '/', DAY)]));
+    // Yesterday the CRM: signed (client), whatever the score.
+    const signedAt = at(DAY);
+    await ok(await server(site, [ev({ type: 'track', event: 'Client Signed', userId: 'client-7', timestamp: signedAt, properties: { value: '2500.00' } })]));
+
+    const leads = await ok(await fetch(`${base}/v1/leads?site=${site.id}`, { headers: admin }));
+    const stageOf = Object.fromEntries(leads.leads.map((l) => [l.visitor_id, l.stage]));
+    assert.deepEqual([stageOf[client], stageOf[lead], stageOf[visitor]], ['client', 'lead', null]);
+    assert.deepEqual(leads.stages, ['lead', 'qualified', 'client']);
+    const onlyLeads = await ok(await fetch(`${base}/v1/leads?site=${site.id}&stage=lead`, { headers: admin }));
+    assert.deepEqual(onlyLeads.leads.map((l) => l.visitor_id), [lead]);
+    const badStage = await expectError(await fetch(`${base}/v1/leads?site=${site.id}&stage=customer`, { headers: admin }), 400, 'invalid_query');
+    assert.equal(badStage.error.message, 'stage: one of lead, qualified, client');
+
+    // The explanation carries the history, each move with its cause.
+    const explained = await ok(await fetch(`${base}/v1/subjects/client-7/score?site=${site.id}`, { headers: admin }));
+    const score = explained.scores[0].score;
+    assert.equal(score.stage, 'client');
+    assert.deepEqual(score.stages.map((c) => [c.from, c.to, c.at, c.by.kind, c.by.event ?? c.by.score]), [
+      [null, 'lead', formAt, 'conversion', 'Contact Submitted'],
+      ['lead', 'qualified', qualifiedAt, 'score', 55],
+      ['qualified', 'client', signedAt, 'conversion', 'Client Signed'],
+    ]);
+    // The subject's export holds it too.
+    const exported = await ok(await fetch(`${base}/v1/subjects/export`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ site: site.id, id: 'client-7' }) }));
+    const row = exported.tables.visitors.find((v) => v.visitor_id === client);
+    assert.equal(row.stage, 'client');
+    assert.deepEqual(JSON.parse(row.stages).map((s) => [s.to, new Date(s.at).toISOString()]), [['lead', formAt], ['qualified', qualifiedAt], ['client', signedAt]]);
+
+    // One stage_changed webhook per move, signed like every delivery.
+    const deadline = Date.now() + 20_000;
+    const moves = () => received.filter((b) => b.type === 'stage_changed');
+    while (Date.now() < deadline && moves().length < 4) await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(moves().map((b) => [b.visitor, b.data.to]).sort(), [[client, 'client'], [client, 'lead'], [client, 'qualified'], [lead, 'lead']].sort());
+
+    // The stages report: entries in the period, who is where now, and how the previous stage's entrants went on.
+    const from = encodeURIComponent(at(10 * DAY));
+    const rep = await ok(await fetch(`${base}/v1/reports/stages?site=${site.id}&from=${from}`, { headers: admin }));
+    const by = Object.fromEntries(rep.stages.map((r) => [r.stage, r]));
+    assert.deepEqual([by.lead.entered, by.lead.current, by.lead.from_previous], [2, 1, null]);
+    assert.deepEqual(by.qualified.from_previous, { stage: 'lead', visitors: 2, moved: 1, rate: 0.5, median_ms: Date.parse(qualifiedAt) - Date.parse(formAt) });
+    assert.deepEqual([by.qualified.entered, by.qualified.current], [1, 0]);
+    assert.deepEqual(by.client.from_previous, { stage: 'qualified', visitors: 1, moved: 1, rate: 1, median_ms: Date.parse(signedAt) - Date.parse(qualifiedAt) });
+    assert.equal(by.client.label, 'Client');
+    // A period after the form: the lead stage had no entrants then.
+    const late = await ok(await fetch(`${base}/v1/reports/stages?site=${site.id}&from=${encodeURIComponent(at(DAY + 60_000))}`, { headers: admin }));
+    assert.deepEqual(late.stages.map((r) => [r.stage, r.entered]), [['lead', 0], ['qualified', 0], ['client', 1]]);
+    const csv = await (await fetch(`${base}/v1/reports/stages?site=${site.id}`, { headers: { ...admin, accept: 'text/csv' } })).text();
+    assert.equal(csv.split('\r\n')[0], 'stage,label,entered,current,previous_stage,moved_from_previous,rate,median_ms');
+  } finally {
+    hooks.close();
+  }
+});
+
+test('stages that do not fit are refused with the field and the rule named: an unknown stage, rules that drop a named stage, stages out of order', async () => {
+  const post = (body) =>
+    fetch(`${base}/v1/sites`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ id: `bad-${randomUUID().slice(0, 8)}`, origins: [ORIGIN], ...body }) });
+  const unknown = await expectError(await post({ conversions: [{ event: 'Client Signed', stage: 'customer' }] }), 400, 'invalid_config');
+  assert.equal(unknown.error.message, "conversions[0].stage: stage `customer` is not one of the rules' stages (lead, qualified, client)");
+  const rules = { version: 'x-1', decay: { kind: 'none' }, tiers: { low: 0, high: 40 }, actions: { web: { rdv: { points: 45, frequency: 'once_per_visitor' } } } };
+  const disorder = await expectError(await post({ rules: { ...rules, stages: [{ id: 'chaud', label: 'Chaud', min_score: 80 }, { id: 'tiede', label: 'Tiède', min_score: 20 }] } }), 400, 'invalid_config');
+  assert.match(disorder.error.message, /stages\[1\]\.min_score: stages out of order: 20 is not above the min_score of `chaud` \(80\)/);
+  // A site whose signing enters `client`: new rules without that stage are refused, and nothing changes.
+  const site = await createSite('life', { origins: [ORIGIN], conversions: [LIFECYCLE[0], { ...LIFECYCLE[1], stage: 'client' }] });
+  const patch = await fetch(`${base}/v1/sites/${site.id}`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ rules }) });
+  const dropped = await expectError(patch, 400, 'invalid_config');
+  assert.equal(dropped.error.message, "conversions[1].stage: stage `client` is not one of the rules' stages (none)");
+  const got = await ok(await fetch(`${base}/v1/sites/${site.id}`, { headers: admin }));
+  assert.equal(got.config.conversions[1].stage, 'client');
 });

@@ -1,6 +1,9 @@
-//! `microfunnel rules check FILE`: validates a rule file (TOML, or JSON when
-//! the name ends in `.json`) and prints every problem as `FILE:LINE: field: rule`.
+//! `microfunnel rules check FILE [--conversions FILE.json]`: validates a rule
+//! file (TOML, or JSON when the name ends in `.json`) and prints every problem
+//! as `FILE:LINE: field: rule`; with the site's conversion definitions, also
+//! checks them and that each stage they name is one of the rules' stages.
 
+use microfunnel_core::conversion::Definitions;
 use microfunnel_core::scoring::{RuleFileError, Rules};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,15 +20,28 @@ enum Command {
     Check {
         /// The rule file (TOML; JSON if it ends in .json).
         file: PathBuf,
+        /// The site's conversion definitions (a JSON list, as in the site's
+        /// `conversions`), checked against the rules' stages.
+        #[arg(long)]
+        conversions: Option<PathBuf>,
     },
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
     match args.command {
-        Command::Check { file } => match parse(&file)? {
+        Command::Check { file, conversions } => match parse(&file)? {
             Ok(rules) => {
+                if let Some(path) = &conversions
+                    && let Err(e) = load_conversions(path)
+                        .and_then(|d| d.stages(&rules).map(|_| ()).map_err(|e| format!("{}: {e}", path.display())))
+                {
+                    crate::emit(&e)?;
+                    return Ok(ExitCode::FAILURE);
+                }
+                let stages: Vec<&str> = rules.stages().iter().map(|s| s.id()).collect();
+                let stages = if stages.is_empty() { "none".to_owned() } else { stages.join(" → ") };
                 crate::emit(&format!(
-                    "{}: ok (version {}, {} actions, tiers {})",
+                    "{}: ok (version {}, {} actions, tiers {}, stages {stages})",
                     file.display(),
                     rules.version(),
                     rules.action_ids().count(),
@@ -65,6 +81,15 @@ fn describe(path: &Path, e: &RuleFileError) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Reads a JSON list of conversion definitions; an error names the file and
+/// the field (`conversions[1].stage`).
+pub fn load_conversions(path: &Path) -> Result<Definitions, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    Definitions::from_json(&value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Loads a rule file for other commands; a bad file is an error listing its problems.

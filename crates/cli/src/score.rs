@@ -1,7 +1,9 @@
-//! `microfunnel score --events FILE.ndjson [--rules FILE.toml] [--at RFC3339]
-//! [--assume-consent PURPOSES]`: scores one visitor's Segment-spec events with
-//! the core's batch evaluation and prints the score with its explanation as
-//! JSON. An event without a consent stamp counts for nothing (the core scores
+//! `microfunnel score --events FILE.ndjson [--rules FILE.toml] [--conversions
+//! FILE.json] [--at RFC3339] [--assume-consent PURPOSES]`: scores one
+//! visitor's Segment-spec events with the core's batch evaluation and prints
+//! the score with its explanation as JSON, its lifecycle stage and stage
+//! history included (with the site's conversion definitions, conversions
+//! enter their stages; without, stages are entered by score only). An event without a consent stamp counts for nothing (the core scores
 //! only what personalization consent covers); the CLI says how many there
 //! were, and `--assume-consent` stamps them for exports whose consent is
 //! recorded elsewhere (a CRM's), saying so in the output. A stamp the event
@@ -9,7 +11,7 @@
 
 use microfunnel_core::consent::{ConsentStamp, POLICY_VERSION};
 use microfunnel_core::event::{Event, Limits};
-use microfunnel_core::scoring::{Rules, evaluate};
+use microfunnel_core::scoring::{ConversionStages, Rules, evaluate_with};
 use microfunnel_core::timestamp::Timestamp;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,10 @@ pub struct Args {
     /// Rule file (TOML; JSON if it ends in .json). Default: the built-in rules.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// The site's conversion definitions (a JSON list, as in the site's
+    /// `conversions`): the stages they enter.
+    #[arg(long)]
+    conversions: Option<PathBuf>,
     /// Evaluation time, RFC 3339. Default: now.
     #[arg(long)]
     at: Option<String>,
@@ -54,6 +60,12 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         Some(path) => crate::rules::load(path)?,
         None => Rules::default_rules(),
     };
+    let conversions = match &args.conversions {
+        Some(path) => {
+            crate::rules::load_conversions(path)?.stages(&rules).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => ConversionStages::none(),
+    };
     let at = match &args.at {
         Some(text) => Timestamp::parse(text).map_err(|e| format!("--at: {e}"))?,
         None => now()?,
@@ -74,7 +86,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             e.consent = Some(stamp);
         }
     }
-    let score = evaluate(&rules, &events, at);
+    let score = evaluate_with(&rules, &conversions, &events, at);
     let mut out = serde_json::to_value(&score).map_err(|e| e.to_string())?;
     if assumed && let Some(o) = out.as_object_mut() {
         let purposes: Vec<&str> = args.assume_consent.iter().map(|p| p.as_str()).collect();
@@ -90,6 +102,11 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         );
     } else if assumed && unstamped > 0 {
         eprintln!("note: {unstamped} events without a consent stamp were scored under --assume-consent");
+    }
+    if args.conversions.is_none() && !rules.stages().is_empty() {
+        eprintln!(
+            "note: stages are entered by score only; pass --conversions FILE.json for the stages conversions enter"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

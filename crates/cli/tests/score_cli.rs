@@ -48,7 +48,9 @@ fn rules_check_accepts_the_default_file() {
     let o = bin().args(["rules", "check"]).arg(default_toml()).output().unwrap();
     assert!(o.status.success(), "{o:?}");
     assert!(
-        stdout(&o).contains("ok (version default-1, 21 actions, tiers cold, warm, hot, very_hot)"),
+        stdout(&o).contains(
+            "ok (version default-1, 21 actions, tiers cold, warm, hot, very_hot, stages lead → qualified → client)"
+        ),
         "{}",
         stdout(&o)
     );
@@ -182,4 +184,88 @@ fn events_without_consent_are_counted_and_can_be_assumed() {
     let bad = bin().args(["score", "--events"]).arg(&path).args(["--assume-consent", "everything"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("everything"));
+}
+
+const CONVERSIONS: &str = r#"[{"event": "Contact Submitted"}, {"event": "Client Signed", "inherits": "Contact Submitted", "stage": "client"}]"#;
+
+fn lifecycle_events() -> String {
+    [
+        format!(
+            r#"{{"type":"page","messageId":"00000000-0000-4000-8000-000000000011","anonymousId":"v1","timestamp":"2026-03-02T10:00:00Z","context":{{"page":{{"path":"/pricing"}}}},{STAMP}}}"#
+        ),
+        format!(
+            r#"{{"type":"track","event":"Contact Submitted","messageId":"00000000-0000-4000-8000-000000000012","anonymousId":"v1","timestamp":"2026-03-02T10:05:00Z",{STAMP}}}"#
+        ),
+        format!(
+            r#"{{"type":"track","event":"Client Signed","messageId":"00000000-0000-4000-8000-000000000013","userId":"u1","timestamp":"2026-03-05T16:00:00Z",{STAMP}}}"#
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn score_shows_the_stage_and_its_history_with_the_sites_conversions() {
+    let events = temp("lifecycle.ndjson", &lifecycle_events());
+    let conv = temp("conversions.json", CONVERSIONS);
+    let o = bin()
+        .args(["score", "--at", "2026-03-06T00:00:00Z", "--events"])
+        .arg(&events)
+        .arg("--conversions")
+        .arg(&conv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stage"], "client");
+    let moves: Vec<(String, String)> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["to"].as_str().unwrap().to_owned(), c["by"]["event"].as_str().unwrap_or("score").to_owned()))
+        .collect();
+    assert_eq!(
+        moves,
+        [("lead".to_owned(), "Contact Submitted".to_owned()), ("client".to_owned(), "Client Signed".to_owned())]
+    );
+    // Without the conversions, stages come from the score alone (15 < 51: none), and the CLI says so.
+    let o = bin().args(["score", "--at", "2026-03-06T00:00:00Z", "--events"]).arg(&events).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stage"], serde_json::Value::Null);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--conversions"), "{o:?}");
+}
+
+#[test]
+fn a_conversion_naming_a_stage_the_rules_lack_is_refused_with_its_field() {
+    let conv = temp("bad-conversions.json", r#"[{"event": "Client Signed", "stage": "customer"}]"#);
+    let o = bin().args(["rules", "check"]).arg(default_toml()).arg("--conversions").arg(&conv).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        stdout(&o).contains(
+            "conversions[0].stage: stage `customer` is not one of the rules' stages (lead, qualified, client)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let events = temp("lifecycle2.ndjson", &lifecycle_events());
+    let o = bin().args(["score", "--events"]).arg(&events).arg("--conversions").arg(&conv).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("conversions[0].stage"), "{o:?}");
+}
+
+#[test]
+fn rules_check_names_stages_out_of_order_at_their_line() {
+    let text = std::fs::read_to_string(default_toml())
+        .unwrap()
+        .replace("min_score = 51", "min_score = 51\n[[stages]]\nid = \"engaged\"\nlabel = \"Engaged\"\nmin_score = 20");
+    let file = temp("stages-out-of-order.toml", &text);
+    let o = bin().args(["rules", "check"]).arg(&file).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let line = text.lines().position(|l| l.starts_with("min_score = 20")).unwrap() + 1;
+    assert!(
+        stdout(&o).contains(&format!(
+            ":{line}: stages[2].min_score: stages out of order: 20 is not above the min_score of `qualified` (51)"
+        )),
+        "{}",
+        stdout(&o)
+    );
 }

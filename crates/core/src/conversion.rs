@@ -56,6 +56,10 @@ pub struct Definition {
     /// The upstream conversion whose path this one is credited on.
     pub inherits: Option<String>,
     pub inherit_window_days: u32,
+    /// The lifecycle stage this conversion enters (a stage id of the site's
+    /// rules, checked by [`Definitions::stages`]); `None`: the rules'
+    /// `any_conversion` stage.
+    pub stage: Option<String>,
 }
 
 /// A site's definitions: unique event names, each `inherits` naming another
@@ -81,6 +85,8 @@ struct RawDefinition {
     inherits: Option<Value>,
     #[serde(default)]
     inherit_window_days: Option<Value>,
+    #[serde(default)]
+    stage: Option<Value>,
 }
 
 fn text_field(v: &Value, field: &str, max: usize) -> Result<String, ValidationError> {
@@ -138,7 +144,18 @@ impl Definition {
                     ValidationError::new(f("inherit_window_days"), "a whole number of days, 1 to 3650")
                 })?,
             };
+        let stage = match raw.stage {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if crate::scoring::is_stage_id(&id) => Some(id),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    f("stage"),
+                    "a stage id of the site's rules (a-z, then a-z, 0-9 or _; at most 32)",
+                ));
+            }
+        };
         Ok(Definition {
+            stage,
             event,
             value_property,
             default_value_minor,
@@ -167,6 +184,9 @@ impl Definition {
         if let Some(i) = &self.inherits {
             o.insert("inherits".into(), json!(i));
             o.insert("inherit_window_days".into(), json!(self.inherit_window_days));
+        }
+        if let Some(stage) = &self.stage {
+            o.insert("stage".into(), json!(stage));
         }
         Value::Object(o)
     }
@@ -267,6 +287,15 @@ impl Definitions {
     /// The definition of a `track` event with this name.
     pub fn find(&self, event: &str) -> Option<&Definition> {
         self.0.iter().find(|d| d.event == event)
+    }
+
+    /// The stages these conversions enter under `rules`; an error names the
+    /// definition whose `stage` the rules do not have
+    /// (`conversions[2].stage: stage `clinet` is not one of the rules'
+    /// stages (lead, qualified, client)`).
+    pub fn stages(&self, rules: &crate::scoring::Rules) -> Result<crate::scoring::ConversionStages, ValidationError> {
+        crate::scoring::ConversionStages::new(rules, self.0.iter().map(|d| (d.event.as_str(), d.stage.as_deref())))
+            .map_err(|(i, rule)| ValidationError::new(format!("conversions[{i}].stage"), rule))
     }
 
     /// The site's reporting currency: the first definition that names one.
@@ -370,6 +399,21 @@ pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
         |input: &Value| Definitions::from_json(input.get("conversions").unwrap_or(&Value::Null)).map_err(|e| json!(e));
     match suite {
         "conversion.definitions" => Ok(defs(input)?.to_json()),
+        "conversion.stages" => {
+            // Definitions checked against a rule set's stages (default rules
+            // unless `rules`): what each conversion enters.
+            let d = defs(input)?;
+            let rules = match input.get("rules") {
+                None => crate::scoring::Rules::default_rules(),
+                Some(v) => crate::scoring::Rules::from_json_value(v).map_err(|e| json!(e))?,
+            };
+            let stages = d.stages(&rules).map_err(|e| json!(e))?;
+            let enters = |event: &str| {
+                let (_, stage) = stages.enters(event)?;
+                rules.stages().get(usize::from(stage)).map(|s| s.id().to_owned())
+            };
+            Ok(Value::Array(d.iter().map(|def| json!({"event": def.event, "enters": enters(&def.event)})).collect()))
+        }
         "conversion.value" => {
             let d = defs(input)?;
             let name: String = field(input, "event")?;

@@ -74,6 +74,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/attribution", reports::attribution)
         .get_async("/v1/reports/kpis", reports::kpis)
         .get_async("/v1/reports/paths", reports::paths)
+        .get_async("/v1/reports/stages", reports::stages)
         .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]
     let router = router

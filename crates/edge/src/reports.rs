@@ -2,7 +2,7 @@
 //! links, leads for owner and analyst): attribution per model with
 //! the Markov and Shapley aggregates fitted by the core on the path table,
 //! KPIs (per channel with CPA/ROAS from uploaded spend, funnel, AQS, time to
-//! attribute p50/p99), top paths, and leads by tier.
+//! attribute p50/p99), top paths, the stage funnel, and leads by tier and stage.
 //! JSON by default, CSV with `Accept: text/csv`.
 
 use crate::access::{self, Permission};
@@ -566,15 +566,25 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         let known: Vec<&str> = rules.tier_ids().collect();
         return Err(ApiError::bad_request("invalid_query", format!("tier: one of {}", known.join(", "))));
     }
+    let stage = q.param("stage").map(str::to_owned);
+    if let Some(s) = &stage
+        && rules.stage_index(s).is_none()
+    {
+        let known: Vec<&str> = rules.stages().iter().map(|s| s.id()).collect();
+        let known =
+            if known.is_empty() { "none: the site's rules define no stages".to_owned() } else { known.join(", ") };
+        return Err(ApiError::bad_request("invalid_query", format!("stage: one of {known}")));
+    }
     let n = usize::try_from(limit(&q, 100, 1000)?).unwrap_or(100);
     let rows: Vec<Value> = env
         .d1("DB")?
         .prepare(
             "SELECT visitor_id, user_id, score_milli, tier, rules_version, first_seen, last_seen, events, drivers, \
-             engagement_milli, fit_milli, last_activity_ms, last_at_ms \
-             FROM visitors WHERE site_id = ?1 ORDER BY score_milli DESC, visitor_id LIMIT ?2",
+             engagement_milli, fit_milli, last_activity_ms, last_at_ms, stage \
+             FROM visitors WHERE site_id = ?1 AND (?3 IS NULL OR stage = ?3) \
+             ORDER BY score_milli DESC, visitor_id LIMIT ?2",
         )
-        .bind(&[q.site.id.as_str().into(), js_num(LEADS_SCAN)])?
+        .bind(&[q.site.id.as_str().into(), js_num(LEADS_SCAN), stage.as_deref().map_or(JsValue::NULL, Into::into)])?
         .all()
         .await?
         .results()?;
@@ -609,6 +619,7 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
                 "user_id": r.get("user_id"),
                 "score": milli as f64 / 1000.0,
                 "tier": current_tier,
+                "stage": r.get("stage").cloned().unwrap_or(Value::Null),
                 "score_at_last_event": stored as f64 / 1000.0,
                 "rules_version": r.get("rules_version"),
                 "first_seen": r.get("first_seen"),
@@ -628,6 +639,7 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
             "user_id",
             "score",
             "tier",
+            "stage",
             "score_at_last_event",
             "rules_version",
             "first_seen",
@@ -641,5 +653,88 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     }
     // Tier ids, lowest first: what a reader without the settings filters by.
     let tiers: Vec<&str> = rules.tier_ids().collect();
-    Ok(Response::from_json(&json!({"site": q.site.id, "tier": tier, "tiers": tiers, "at": now, "leads": leads}))?)
+    let stages: Vec<&str> = rules.stages().iter().map(|s| s.id()).collect();
+    Ok(Response::from_json(&json!({
+        "site": q.site.id, "tier": tier, "tiers": tiers, "stage": stage, "stages": stages, "at": now, "leads": leads
+    }))?)
+}
+
+/// How many staged visitors a stages report reads (most recently seen first).
+const STAGES_SCAN: i64 = 100_000;
+
+/// `GET /v1/reports/stages?site=&from=&to=`: the stage funnel, in the rules'
+/// stage order — per stage, the visitors who entered it in the period, those
+/// in it now, and, from the stage before it, how many of those who entered
+/// that one in the period have moved on, the rate and the median time it
+/// took (the core's `scoring::stage_funnel` over each lead's stage history).
+pub async fn stages(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(stages_inner(&req, &ctx.env).await)
+}
+
+async fn stages_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env, Permission::Aggregates).await?;
+    let rules = q.site.config.rules();
+    #[derive(Deserialize)]
+    struct Row {
+        stages: String,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        to: String,
+        at: i64,
+    }
+    let rows: Vec<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT stages FROM visitors WHERE site_id = ?1 AND stages IS NOT NULL \
+             ORDER BY last_seen DESC LIMIT ?2",
+        )
+        .bind(&[q.site.id.as_str().into(), js_num(STAGES_SCAN)])?
+        .all()
+        .await?
+        .results()?;
+    let truncated = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= STAGES_SCAN;
+    let mut unreadable = 0u64;
+    let histories: Vec<Vec<(String, i64)>> = rows
+        .iter()
+        .filter_map(|r| match serde_json::from_str::<Vec<Entry>>(&r.stages) {
+            Ok(list) => Some(list.into_iter().map(|e| (e.to, e.at)).collect()),
+            Err(_) => {
+                unreadable += 1;
+                None
+            }
+        })
+        .collect();
+    if unreadable > 0 {
+        worker::console_error!("stages report {}: {unreadable} unreadable stage histories skipped", q.site.id);
+    }
+    let funnel = microfunnel_core::scoring::stage_funnel(&rules, histories.iter().map(Vec::as_slice), q.from, q.to);
+    if q.csv {
+        let rows: Vec<Vec<Value>> = funnel
+            .iter()
+            .map(|r| {
+                let p = r.from_previous.as_ref();
+                vec![
+                    json!(r.stage),
+                    json!(r.label),
+                    json!(r.entered),
+                    json!(r.current),
+                    p.map_or(Value::Null, |p| json!(p.stage)),
+                    p.map_or(Value::Null, |p| json!(p.moved)),
+                    p.and_then(|p| p.rate).map_or(Value::Null, |r| json!(r)),
+                    p.and_then(|p| p.median_ms).map_or(Value::Null, |m| json!(m)),
+                ]
+            })
+            .collect();
+        let header =
+            ["stage", "label", "entered", "current", "previous_stage", "moved_from_previous", "rate", "median_ms"];
+        return csv_response(&header, &rows);
+    }
+    Ok(Response::from_json(&json!({
+        "site": q.site.id,
+        "from": q.from,
+        "to": q.to,
+        "stages": funnel,
+        "truncated": truncated,
+    }))?)
 }

@@ -114,6 +114,11 @@ impl SiteConfig {
         {
             return bad(format!("rules: {e}"));
         }
+        // A conversion's stage must be one of the rules' (which a PATCH of
+        // either may break).
+        if let Err(e) = self.conversions.stages(&self.rules()) {
+            return bad(e.to_string());
+        }
         if let Err(e) = serde_json::from_value::<SanitiseRules>(self.consent.sanitise.clone()) {
             return bad(format!("consent.sanitise: {e}"));
         }

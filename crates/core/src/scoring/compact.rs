@@ -11,7 +11,7 @@
 //! `Rules::from_compact(&r.to_compact()) == Ok(r)` for every valid `r`.
 //!
 //! ```text
-//! ["mf1", version, session_timeout_ms, decay, velocity, tiers, actions, fit]
+//! ["mf1", version, session_timeout_ms, decay, velocity, tiers, actions, fit, stages?]
 //! decay    = [] | [points_milli, period_ms] (linear) | [half_life_ms] (exponential)
 //! velocity = [factor_milli, baseline_days, min_points]
 //! tiers    = [id, min, id, min, …]                       (ascending min, first 0)
@@ -20,12 +20,13 @@
 //!            matcher = "e" + event name | "l" + element | "p" + page glob
 //! fit      = [[id, trait index, points, label|null, "in"|"not_in", [text…]]
 //!             | [id, trait index, points, label|null, "range", min|null, max|null], …]
+//! stages   = [[id, label, min_score|null, any_conversion (0|1)], …]   (absent: none)
 //! ```
 
 use super::glob::Glob;
 use super::rules::{
-    Action, Decay, FitRule, Frequency, MAX_ACTIONS, MAX_FIT_RULES, MAX_POINTS, MAX_TIERS, Matcher, Predicate, Rules,
-    TRAITS, Tier, VelocityRules, assemble,
+    Action, Decay, FitRule, Frequency, MAX_ACTIONS, MAX_FIT_RULES, MAX_POINTS, MAX_STAGES, MAX_TIERS, Matcher,
+    Predicate, Rules, Stage, TRAITS, Tier, VelocityRules, assemble,
 };
 use serde_json::Value;
 
@@ -83,7 +84,7 @@ impl Rules {
                 Value::Array(out)
             })
             .collect();
-        Value::Array(vec![
+        let mut top = vec![
             Value::from(TAG),
             Value::String(self.version.clone()),
             Value::from(self.session_timeout_ms),
@@ -92,7 +93,19 @@ impl Rules {
             Value::Array(tiers),
             Value::Array(actions),
             Value::Array(fit),
-        ])
+        ];
+        if !self.stages.is_empty() {
+            let stages = self.stages.iter().map(|s| {
+                Value::Array(vec![
+                    Value::String(s.id.clone()),
+                    Value::String(s.label.clone()),
+                    s.min_score.map_or(Value::Null, Value::from),
+                    Value::from(u8::from(s.any_conversion)),
+                ])
+            });
+            top.push(Value::Array(stages.collect()));
+        }
+        Value::Array(top)
     }
 
     /// Decodes [`Rules::to_compact`]'s form. Anything that form cannot be
@@ -100,6 +113,10 @@ impl Rules {
     /// rules, so a failure means a damaged or foreign document).
     pub fn from_compact(v: &Value) -> Result<Rules, &'static str> {
         let top = arr(v)?;
+        let (top, stages) = match top {
+            [head @ .., stages] if head.len() == 8 => (head, Some(stages)),
+            _ => (top, None),
+        };
         let [tag, version, session, decay, velocity, tiers, actions, fit] = top else {
             return Err(BAD);
         };
@@ -224,7 +241,36 @@ impl Rules {
                 label: opt_text(label)?,
             });
         }
+        let mut stage_list: Vec<Stage> = Vec::new();
+        if let Some(stages) = stages {
+            let stages = arr(stages)?;
+            if stages.is_empty() || stages.len() > MAX_STAGES {
+                return Err(BAD);
+            }
+            for s in stages {
+                let [id, label, min, any] = arr(s)? else {
+                    return Err(BAD);
+                };
+                let id = text(id, 32)?;
+                let min_score = match min {
+                    Value::Null => None,
+                    n => Some(int(n, 0, 100_000)?),
+                };
+                let any_conversion = int(any, 0, 1)? == 1;
+                // Unique ids, one any-conversion stage, rising thresholds.
+                let clash = stage_list.iter().any(|s| {
+                    s.id == id
+                        || (any_conversion && s.any_conversion)
+                        || min_score.is_some_and(|m| s.min_score.is_some_and(|n| n >= m))
+                });
+                if clash {
+                    return Err(BAD);
+                }
+                stage_list.push(Stage { id, label: text(label, 200)?, min_score, any_conversion });
+            }
+        }
         Ok(Rules {
+            stages: stage_list,
             version,
             session_timeout_ms,
             actions,
@@ -317,6 +363,21 @@ mod tests {
             ]),
         ] {
             assert_eq!(Rules::from_compact(&bad), Err(BAD), "{bad}");
+        }
+        // Stages: repeated ids, two any-conversion stages, falling thresholds, an empty list.
+        for stages in [
+            serde_json::json!([["lead", "Lead", null, 1], ["lead", "Again", null, 0]]),
+            serde_json::json!([["lead", "Lead", null, 1], ["client", "Client", null, 1]]),
+            serde_json::json!([["hot", "Hot", 80, 0], ["warm", "Warm", 20, 0]]),
+            serde_json::json!([]),
+            serde_json::json!([["lead", "Lead", null, 2]]),
+        ] {
+            let mut bad = good.clone();
+            if let Value::Array(top) = &mut bad {
+                top.truncate(8);
+                top.push(stages.clone());
+            }
+            assert_eq!(Rules::from_compact(&bad), Err(BAD), "{stages}");
         }
         let mut dup = good.clone();
         if let Some(Value::Array(actions)) = dup.get_mut(6)

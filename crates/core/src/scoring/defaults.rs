@@ -4,7 +4,7 @@
 //! their JSON document form.
 
 use super::glob::Glob;
-use super::rules::{Action, Decay, Frequency, Matcher, Predicate, Rules, TRAITS, Tier, VelocityRules, assemble};
+use super::rules::{Action, Decay, Frequency, Matcher, Predicate, Rules, Stage, TRAITS, Tier, VelocityRules, assemble};
 use crate::Timestamp;
 use serde_json::{Map, Value, json};
 
@@ -77,6 +77,20 @@ pub(crate) fn rules() -> Rules {
             .map(|(id, min)| Tier { id: id.to_owned(), min })
             .collect(),
         velocity: VelocityRules::DEFAULT,
+        // `qualified` at the third tier's threshold (hot, 51).
+        stages: [
+            ("lead", "Lead", None, true),
+            ("qualified", "Qualified", Some(51), false),
+            ("client", "Client", None, false),
+        ]
+        .into_iter()
+        .map(|(id, label, min_score, any_conversion)| Stage {
+            id: id.to_owned(),
+            label: label.to_owned(),
+            min_score,
+            any_conversion,
+        })
+        .collect(),
     }
 }
 
@@ -161,7 +175,23 @@ pub(crate) fn to_json(rules: &Rules) -> Value {
     };
     let tiers: Map<String, Value> = rules.tiers.iter().map(|t| (t.id.clone(), json!(t.min))).collect();
     let v = rules.velocity;
-    json!({
+    let stages: Vec<Value> = rules
+        .stages
+        .iter()
+        .map(|s| {
+            let mut m = Map::new();
+            m.insert("id".into(), json!(s.id));
+            m.insert("label".into(), json!(s.label));
+            if let Some(min) = s.min_score {
+                m.insert("min_score".into(), json!(min));
+            }
+            if s.any_conversion {
+                m.insert("any_conversion".into(), json!(true));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let mut doc = json!({
         "version": rules.version,
         "session_timeout_minutes": rules.session_timeout_ms / 60_000,
         "decay": decay,
@@ -173,7 +203,13 @@ pub(crate) fn to_json(rules: &Rules) -> Value {
         "tiers": tiers,
         "actions": channels,
         "fit": fit,
-    })
+    });
+    if !stages.is_empty()
+        && let Value::Object(m) = &mut doc
+    {
+        m.insert("stages".into(), Value::Array(stages));
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -199,5 +235,7 @@ mod tests {
         assert_eq!(r.actions.iter().filter(|a| a.points > 0).count(), 17);
         assert_eq!(r.actions.iter().filter(|a| a.points < 0).count(), 4);
         assert_eq!(r.tier_ids().collect::<Vec<_>>(), ["cold", "warm", "hot", "very_hot"]);
+        let stages: Vec<_> = r.stages().iter().map(|s| (s.id(), s.min_score(), s.any_conversion())).collect();
+        assert_eq!(stages, [("lead", None, true), ("qualified", Some(51), false), ("client", None, false)]);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::explain::{self, Score};
 use super::rules::{Decay, Frequency, Predicate, Rules, TRAITS, normalise_text};
+use super::stages::{ConversionStages, RawCause, RawStageChange, StageChange};
 use crate::event::{Event, EventType, MessageId};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
@@ -89,8 +90,16 @@ pub(crate) type TraitUpdate = [Option<TraitValue>; 5];
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EntryKind {
-    Action { action: u32, consented: bool },
-    Traits { consented: bool, traits: Box<TraitUpdate> },
+    Action {
+        action: u32,
+        consented: bool,
+    },
+    Traits {
+        consented: bool,
+        traits: Box<TraitUpdate>,
+    },
+    /// A conversion that matches no action: it only moves the stage.
+    Conversion,
 }
 
 /// One line of the ledger: an event that matched an action, or an identify
@@ -100,6 +109,9 @@ pub(crate) struct Entry {
     pub(crate) at: Timestamp,
     pub(crate) id: MessageId,
     pub(crate) kind: EntryKind,
+    /// A conversion entering a stage: (its position in the
+    /// [`ConversionStages`], the stage).
+    pub(crate) enters: Option<(u16, u8)>,
 }
 
 impl Entry {
@@ -111,17 +123,23 @@ impl Entry {
 }
 
 /// The ledger entry for an event under `rules`, if it has one.
-pub(crate) fn entry_of(rules: &Rules, event: &Event) -> Option<Entry> {
+pub(crate) fn entry_of(rules: &Rules, conversions: &ConversionStages, event: &Event) -> Option<Entry> {
     let consented = event.consent.is_some_and(|c| c.personalization);
+    let mut enters = None;
     let kind = match event.kind {
         EventType::Track => {
             let name = event.event.as_deref()?;
+            enters = conversions.enters(name);
             let element = event.properties.get(ELEMENT_PROPERTY).and_then(Value::as_str);
             let action = rules
                 .action_index(name)
                 .or_else(|| element.and_then(|el| rules.action_for_element(el)))
-                .or_else(|| rules.action_for_event_name(name))?;
-            EntryKind::Action { action, consented }
+                .or_else(|| rules.action_for_event_name(name));
+            match action {
+                Some(action) => EntryKind::Action { action, consented },
+                None if enters.is_some() => EntryKind::Conversion,
+                None => return None,
+            }
         }
         EventType::Page => {
             let page = &event.context.page;
@@ -151,7 +169,7 @@ pub(crate) fn entry_of(rules: &Rules, event: &Event) -> Option<Entry> {
         }
         EventType::Alias => return None,
     };
-    Some(Entry { at: event.timestamp, id: event.message_id, kind })
+    Some(Entry { at: event.timestamp, id: event.message_id, kind, enters })
 }
 
 /// The path of an absolute URL: no query, no fragment; `/` when empty.
@@ -316,6 +334,9 @@ pub(crate) struct State {
     pub(crate) drivers: Vec<RawDriver>,
     /// Tier index right after the last entry.
     pub(crate) tier: usize,
+    /// Stage index, once the visitor entered one; only ever grows.
+    pub(crate) stage: Option<u8>,
+    pub(crate) stage_changes: Vec<RawStageChange>,
 }
 
 impl State {
@@ -332,16 +353,27 @@ impl State {
             seen: HashSet::default(),
             drivers: Vec::new(),
             tier: rules.tier_of(0),
+            stage: None,
+            stage_changes: Vec::new(),
         }
     }
 
     /// Folds one entry in (entries must come in ledger order).
     pub(crate) fn push(&mut self, rules: &Rules, entry: &Entry) {
         let at = entry.at;
+        if entry.kind == EntryKind::Conversion {
+            // Not a score entry: no driver, no clock, only the stage.
+            if self.seen.insert(entry.id)
+                && let Some((conversion, stage)) = entry.enters
+            {
+                self.enter(at, stage, RawCause::Conversion(conversion));
+            }
+            return;
+        }
         self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
         let action = match entry.kind {
             EntryKind::Action { action, .. } => Some(action),
-            EntryKind::Traits { .. } => None,
+            EntryKind::Traits { .. } | EntryKind::Conversion => None,
         };
         if !self.seen.insert(entry.id) {
             self.ignore(at, action, IgnoreReason::Duplicate);
@@ -353,8 +385,28 @@ impl State {
             }
             EntryKind::Action { action, .. } => self.push_action(rules, at, *action),
             EntryKind::Traits { traits, .. } => self.push_traits(rules, at, traits),
+            EntryKind::Conversion => {}
         }
-        self.tier = rules.tier_of(self.engagement.saturating_add(self.fit));
+        let total = self.engagement.saturating_add(self.fit);
+        self.tier = rules.tier_of(total);
+        // A conversion is a fact about the relationship, not profiling: it
+        // moves the stage whatever the personalization consent (its points,
+        // above, still need it). Then the score's stage, if it reached one.
+        if let Some((conversion, stage)) = entry.enters {
+            self.enter(at, stage, RawCause::Conversion(conversion));
+        }
+        let by_score = rules.stages.iter().rposition(|s| s.min_score.is_some_and(|m| total >= m.saturating_mul(1000)));
+        if let Some(stage) = by_score.and_then(|s| u8::try_from(s).ok()) {
+            self.enter(at, stage, RawCause::Score(total));
+        }
+    }
+
+    /// Moves to `stage` if it is later than the current one (forward only).
+    fn enter(&mut self, at: Timestamp, stage: u8, by: RawCause) {
+        if self.stage.is_none_or(|s| stage > s) {
+            self.stage_changes.push(RawStageChange { at, from: self.stage, to: stage, by });
+            self.stage = Some(stage);
+        }
     }
 
     fn ignore(&mut self, at: Timestamp, action: Option<u32>, reason: IgnoreReason) {
@@ -468,24 +520,45 @@ fn holds(predicate: &Predicate, value: Option<&TraitValue>) -> bool {
 #[derive(Debug, Clone)]
 pub struct Scorer {
     rules: Rules,
+    conversions: ConversionStages,
     ledger: Vec<Entry>,
     state: State,
 }
 
 impl Scorer {
+    /// A scorer whose stages are entered by score only.
     pub fn new(rules: Rules) -> Scorer {
+        Scorer::with_conversions(rules, ConversionStages::none())
+    }
+
+    /// A scorer that also moves visitors into the stages `conversions` enter.
+    pub fn with_conversions(rules: Rules, conversions: ConversionStages) -> Scorer {
         let state = State::new(&rules);
-        Scorer { rules, ledger: Vec::new(), state }
+        Scorer { rules, conversions, ledger: Vec::new(), state }
     }
 
     pub fn rules(&self) -> &Rules {
         &self.rules
     }
 
+    pub fn conversions(&self) -> &ConversionStages {
+        &self.conversions
+    }
+
     /// Takes one validated event into account; returns the tier change it
     /// caused (decay since the previous activity included), if any.
     pub fn apply(&mut self, event: &Event) -> Option<TierChange> {
-        let entry = entry_of(&self.rules, event)?;
+        self.apply_staged(event).0
+    }
+
+    /// [`Scorer::apply`], with the stages the event moved the visitor into
+    /// (a stage is entered once: an event arriving late that makes a stage
+    /// be entered earlier does not enter it again).
+    pub fn apply_staged(&mut self, event: &Event) -> (Option<TierChange>, Vec<StageChange>) {
+        let Some(entry) = entry_of(&self.rules, &self.conversions, event) else {
+            return (None, Vec::new());
+        };
+        let entered_before: Vec<u8> = self.state.stage_changes.iter().map(|c| c.to).collect();
         let before = self.state.tier;
         let key = entry.key();
         if self.ledger.last().is_none_or(|last| last.key() <= key) {
@@ -501,17 +574,30 @@ impl Scorer {
             self.state = state;
         }
         let after = self.state.tier;
-        (after != before).then(|| TierChange {
+        let tier = (after != before).then(|| TierChange {
             from: self.rules.tier_id(before).to_owned(),
             to: self.rules.tier_id(after).to_owned(),
             at: event.timestamp,
             score: Points(self.state.engagement.saturating_add(self.state.fit)),
-        })
+        });
+        let stages = self
+            .state
+            .stage_changes
+            .iter()
+            .filter(|c| !entered_before.contains(&c.to))
+            .map(|c| StageChange::from_raw(&self.rules, &self.conversions, c))
+            .collect();
+        (tier, stages)
     }
 
     /// The full score with its explanation, as of `at`.
     pub fn score(&self, at: Timestamp) -> Score {
-        explain::report(&self.rules, &self.state, at)
+        explain::report(&self.rules, &self.conversions, &self.state, at)
+    }
+
+    /// The current stage's id, if the visitor entered one.
+    pub fn stage(&self) -> Option<&str> {
+        self.state.stage.and_then(|s| self.rules.stages.get(usize::from(s))).map(|s| s.id.as_str())
     }
 
     /// Just the total as of `at` (cheap: no explanation is built).
@@ -571,13 +657,18 @@ impl Scorer {
 /// Batch evaluation (edge, CLI): the same fold over the events sorted into
 /// ledger order. Identical to feeding them to a [`Scorer`] in any order.
 pub fn evaluate(rules: &Rules, events: &[Event], at: Timestamp) -> Score {
-    let mut ledger: Vec<Entry> = events.iter().filter_map(|e| entry_of(rules, e)).collect();
+    evaluate_with(rules, &ConversionStages::none(), events, at)
+}
+
+/// [`evaluate`] with the stages the site's conversions enter.
+pub fn evaluate_with(rules: &Rules, conversions: &ConversionStages, events: &[Event], at: Timestamp) -> Score {
+    let mut ledger: Vec<Entry> = events.iter().filter_map(|e| entry_of(rules, conversions, e)).collect();
     ledger.sort_by_key(Entry::key); // stable: equal keys keep input order
     let mut state = State::new(rules);
     for e in &ledger {
         state.push(rules, e);
     }
-    explain::report(rules, &state, at)
+    explain::report(rules, conversions, &state, at)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::engine::{IgnoreReason, Points, RawDriver, State, allows, decayed};
 use super::rules::{Decay, Rules, TRAITS};
+use super::stages::{ConversionStages, StageChange};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -24,6 +25,10 @@ pub struct Score {
     pub drivers: Vec<Driver>,
     pub next_tier_hint: Hint,
     pub velocity: Velocity,
+    /// The lifecycle stage reached (`None` before any, or without stages).
+    pub stage: Option<String>,
+    /// Every stage change, in order.
+    pub stages: Vec<StageChange>,
 }
 
 /// One step of the fold, in order.
@@ -41,6 +46,47 @@ pub enum Driver {
     FitGranted { at: Timestamp, rule: String, r#trait: String, points: i64, fit: Points },
     /// A fit rule stopped holding (a later trait contradicted it): its points go.
     FitRemoved { at: Timestamp, rule: String, r#trait: String, points: i64, fit: Points },
+}
+
+/// An action (or `fit.<rule>`) and what it adds up to in a score: the
+/// lead's "why", as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopDriver {
+    pub action: String,
+    /// Points it contributed (all its counted occurrences; a fit rule's
+    /// while it holds).
+    pub points: i64,
+    /// How many times it counted.
+    pub count: u32,
+}
+
+impl Score {
+    /// The `n` drivers that weigh most, by absolute points, then by name:
+    /// every counted action summed, and each fit rule that still holds;
+    /// decay is not a driver.
+    pub fn top_drivers(&self, n: usize) -> Vec<TopDriver> {
+        let mut by: Vec<TopDriver> = Vec::new();
+        let mut add = |name: &str, points: i64, count: i32| {
+            if let Some(d) = by.iter_mut().find(|d| d.action == name) {
+                d.points += points;
+                d.count = d.count.saturating_add_signed(count);
+            } else {
+                by.push(TopDriver { action: name.to_owned(), points, count: u32::try_from(count.max(0)).unwrap_or(0) });
+            }
+        };
+        for d in &self.drivers {
+            match d {
+                Driver::Action { action, points, .. } => add(action, *points, 1),
+                Driver::FitGranted { rule, points, .. } => add(&format!("fit.{rule}"), *points, 1),
+                Driver::FitRemoved { rule, points, .. } => add(&format!("fit.{rule}"), -*points, -1),
+                _ => {}
+            }
+        }
+        by.retain(|d| d.points != 0 && d.count > 0);
+        by.sort_by(|a, b| b.points.abs().cmp(&a.points.abs()).then_with(|| a.action.cmp(&b.action)));
+        by.truncate(n);
+        by
+    }
 }
 
 /// What would change the tier.
@@ -144,6 +190,8 @@ impl Score {
                     ("accelerating", Value::Bool(v.accelerating)),
                 ]),
             ),
+            ("stage", self.stage.clone().map_or(Value::Null, Value::String)),
+            ("stages", Value::Array(self.stages.iter().map(StageChange::to_json).collect())),
         ])
     }
 }
@@ -199,7 +247,7 @@ pub(crate) fn engagement_at(rules: &Rules, state: &State, at: Timestamp) -> i64 
     }
 }
 
-pub(crate) fn report(rules: &Rules, state: &State, at: Timestamp) -> Score {
+pub(crate) fn report(rules: &Rules, conversions: &ConversionStages, state: &State, at: Timestamp) -> Score {
     let at = effective_at(state, at);
     let engagement = engagement_at(rules, state, at);
     let total = engagement.saturating_add(state.fit);
@@ -258,6 +306,8 @@ pub(crate) fn report(rules: &Rules, state: &State, at: Timestamp) -> Score {
         drivers,
         next_tier_hint: hint(rules, state, at, engagement, tier),
         velocity: velocity(rules, state, at),
+        stage: state.stage.and_then(|s| rules.stages.get(usize::from(s))).map(|s| s.id.clone()),
+        stages: state.stage_changes.iter().map(|c| StageChange::from_raw(rules, conversions, c)).collect(),
     }
 }
 

@@ -54,6 +54,19 @@
 //! multiplications only and rounded down to a milli-point, so wasm and native
 //! agree to the bit (see `engine::decayed`).
 //!
+//! **Stages.** The rules may list lifecycle stages (`[[stages]]`: id, label,
+//! optional `min_score`, optional `any_conversion`), in the order a visitor
+//! moves through them; a visitor only moves forward. Given the site's
+//! conversions ([`ConversionStages`]), a `track` event that is a conversion
+//! enters the stage its definition names, or the `any_conversion` stage when
+//! it names none — whatever its personalization consent (a conversion is a
+//! fact of the relationship; its action points still need the consent). A
+//! conversion that matches no action is an entry for the stage only: it
+//! changes nothing of the score, not even the evaluation time. After each
+//! entry the latest stage whose `min_score` the total reaches is entered too
+//! (the conversion's stage first, so a form that also lifts the score goes
+//! `lead` → `qualified`). Each move is a [`StageChange`].
+//!
 //! **Velocity.** Positive points of counted actions in the last hour and the
 //! last 24 h; `accelerating` when the last 24 h reach `velocity.min_points`
 //! and exceed `velocity.factor` × the daily average of the `baseline_days`
@@ -65,12 +78,14 @@ mod engine;
 mod explain;
 mod glob;
 mod rules;
+mod stages;
 #[cfg(feature = "toml")]
 mod toml_source;
 
-pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, Snapshot, TierChange, evaluate};
-pub use explain::{Driver, Fall, Hint, Lift, Score, Velocity};
-pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules};
+pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, Snapshot, TierChange, evaluate, evaluate_with};
+pub use explain::{Driver, Fall, Hint, Lift, Score, TopDriver, Velocity};
+pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules, Stage, is_stage_id};
+pub use stages::{ConversionStages, FromPrevious, StageCause, StageChange, StageRow, funnel as stage_funnel};
 
 #[cfg(feature = "vectors")]
 mod vectors;

@@ -22,6 +22,7 @@ const MAX_MATCHERS: usize = 32;
 pub(crate) const MAX_FIT_RULES: usize = 100;
 const MAX_LIST: usize = 100;
 pub(crate) const MAX_TIERS: usize = 10;
+pub(crate) const MAX_STAGES: usize = 10;
 pub(crate) const MAX_POINTS: i64 = 1000;
 
 /// Session inactivity timeout when the file does not set one.
@@ -136,6 +137,34 @@ pub(crate) struct Tier {
     pub(crate) min: i64,
 }
 
+/// A lifecycle stage (`lead`, `qualified`, `client`): where a visitor is in
+/// the firm's relationship with them. Stages are ordered; a visitor only
+/// moves forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub(crate) id: String,
+    pub(crate) label: String,
+    /// Entered by the entry whose score reaches it.
+    pub(crate) min_score: Option<i64>,
+    /// Entered by any conversion whose definition names no stage.
+    pub(crate) any_conversion: bool,
+}
+
+impl Stage {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    pub fn min_score(&self) -> Option<i64> {
+        self.min_score
+    }
+    pub fn any_conversion(&self) -> bool {
+        self.any_conversion
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct VelocityRules {
     /// `factor × 1000`, so the comparison stays in integers.
@@ -168,6 +197,8 @@ pub struct Rules {
     /// Ascending `min`; the first is 0.
     pub(crate) tiers: Vec<Tier>,
     pub(crate) velocity: VelocityRules,
+    /// In the order a visitor moves through them; may be empty.
+    pub(crate) stages: Vec<Stage>,
 }
 
 impl Rules {
@@ -209,6 +240,16 @@ impl Rules {
     /// Tier ids, lowest first.
     pub fn tier_ids(&self) -> impl Iterator<Item = &str> {
         self.tiers.iter().map(|t| t.id.as_str())
+    }
+
+    /// The lifecycle stages, in order (empty when the file defines none).
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The position of stage `id` in [`Rules::stages`].
+    pub fn stage_index(&self, id: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.id == id)
     }
 
     /// Action ids, sorted.
@@ -266,6 +307,11 @@ fn is_ident(s: &str) -> bool {
     s.len() <= 32
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether `id` has the form of a stage id (it may still name no stage).
+pub fn is_stage_id(id: &str) -> bool {
+    is_ident(id)
 }
 
 const IDENT_RULE: &str = "must be a lower-case identifier: a-z, then a-z, 0-9 or _ (at most 32)";
@@ -362,8 +408,11 @@ fn validate(doc: &Value, line_of: &dyn Fn(&str) -> Option<usize>) -> Result<Rule
 }
 
 fn check_document(c: &mut Check<'_>, doc: &Value) -> Option<Rules> {
-    let top =
-        c.object(doc, "", &["version", "session_timeout_minutes", "decay", "velocity", "tiers", "actions", "fit"])?;
+    let top = c.object(
+        doc,
+        "",
+        &["version", "session_timeout_minutes", "decay", "velocity", "tiers", "stages", "actions", "fit"],
+    )?;
     let version = c.string(top, "", "version").and_then(|v| {
         let ok = !v.is_empty()
             && v.len() <= 64
@@ -403,6 +452,10 @@ fn check_document(c: &mut Check<'_>, doc: &Value) -> Option<Rules> {
         None => Some(Vec::new()),
         Some(v) => check_fit(c, v),
     };
+    let stages = match top.get("stages") {
+        None => Some(Vec::new()),
+        Some(v) => check_stages(c, v),
+    };
     let (actions, by_event, by_element, pages) = actions?;
     Some(Rules {
         version: version?,
@@ -415,7 +468,88 @@ fn check_document(c: &mut Check<'_>, doc: &Value) -> Option<Rules> {
         decay: decay?,
         tiers: tiers?,
         velocity: velocity?,
+        stages: stages?,
     })
+}
+
+/// `[[stages]]`: ids unique, at most one entered by any conversion, and the
+/// score thresholds rising in list order (a visitor only moves forward, so a
+/// later stage cannot be easier to reach by score than an earlier one).
+fn check_stages(c: &mut Check<'_>, v: &Value) -> Option<Vec<Stage>> {
+    let Some(items) = v.as_array() else {
+        c.fail("stages", "must be an array of stages ([[stages]] with id, label, optional min_score)");
+        return None;
+    };
+    if items.is_empty() || items.len() > MAX_STAGES {
+        c.fail("stages", format!("must have 1 to {MAX_STAGES} stages"));
+        return None;
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("stages[{i}]");
+        let Some(m) = c.object(item, &path, &["id", "label", "min_score", "any_conversion"]) else {
+            ok = false;
+            continue;
+        };
+        let id = c.string(m, &path, "id").and_then(|id| {
+            if !is_ident(id) {
+                c.fail(&join(&path, "id"), format!("stage id {IDENT_RULE}"));
+                None
+            } else if stages.iter().any(|s| s.id == id) {
+                c.fail(&join(&path, "id"), format!("stage `{id}` is listed twice"));
+                None
+            } else {
+                Some(id.to_owned())
+            }
+        });
+        let label = c.string(m, &path, "label").and_then(|l| {
+            let fine = !l.trim().is_empty() && l.len() <= 200 && !l.chars().any(char::is_control);
+            if !fine {
+                c.fail(
+                    &join(&path, "label"),
+                    "must be a non-empty string of at most 200 bytes, without control characters",
+                );
+            }
+            fine.then(|| l.to_owned())
+        });
+        let min_score = c.opt_int(m, &path, "min_score", 0, 100_000);
+        let any_conversion = match m.get("any_conversion") {
+            None => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                c.fail(&join(&path, "any_conversion"), "must be true or false");
+                None
+            }
+        };
+        let (Some(id), Some(label), Some(min_score), Some(any_conversion)) = (id, label, min_score, any_conversion)
+        else {
+            ok = false;
+            continue;
+        };
+        if any_conversion && let Some(other) = stages.iter().find(|s| s.any_conversion) {
+            c.fail(
+                &join(&path, "any_conversion"),
+                format!("only one stage may be entered by any conversion, and `{}` already is", other.id),
+            );
+            ok = false;
+        }
+        if let Some(min) = min_score
+            && let Some(before) = stages.iter().filter(|s| s.min_score.is_some_and(|m| m >= min)).next_back()
+        {
+            c.fail(
+                &join(&path, "min_score"),
+                format!(
+                    "stages out of order: {min} is not above the min_score of `{}` ({}), listed before it; list stages in the order a visitor moves through them",
+                    before.id,
+                    before.min_score.unwrap_or_default()
+                ),
+            );
+            ok = false;
+        }
+        stages.push(Stage { id, label, min_score, any_conversion });
+    }
+    ok.then_some(stages)
 }
 
 fn check_decay(c: &mut Check<'_>, v: &Value) -> Option<Decay> {

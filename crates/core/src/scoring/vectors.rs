@@ -2,9 +2,13 @@
 //!
 //! - `scoring.evaluate` — input `{rules?, events, at, report?}`:
 //!   `rules` is absent/`"default"` (the built-in set), a JSON rule object, or
-//!   a string of TOML; `events` are compact events (below); `report` lists the
-//!   fields of the score to compare (default `score`, `engagement`, `fit`,
-//!   `tier`; `changes` = the tier changes `Scorer::apply` returned). Every
+//!   a string of TOML; `events` are compact events (below); `conversions`
+//!   (optional) are `{event, stage?}` — the site's conversion events and the
+//!   stage each names; `report` lists the fields of the score to compare
+//!   (default `score`, `engagement`, `fit`, `tier`; `changes` = the tier
+//!   changes `Scorer::apply` returned, `stage_changes` = the stage changes
+//!   `Scorer::apply_staged` returned, event by event; `top_drivers` =
+//!   `Score::top_drivers(10)`). Every
 //!   case runs three ways — batch `evaluate`, a `Scorer` fed in input order,
 //!   a `Scorer` fed in reverse order — and fails unless all three agree.
 //! - `scoring.rules` — input `{toml}` or `{json}`: `ok` is
@@ -18,7 +22,7 @@
 //! `00000000-0000-4000-8000-` + n in 12 hex digits, so ids sort in input
 //! order. Without `consent`, the stamp grants every purpose.
 
-use super::{Rules, Scorer, evaluate};
+use super::{ConversionStages, Rules, Scorer, evaluate_with};
 use crate::event::{Event, Limits};
 use crate::timestamp::Timestamp;
 use serde_json::{Map, Value, json};
@@ -44,11 +48,19 @@ fn rules_case(input: &Value) -> Result<Value, Value> {
         return Err(json!("the compact form does not round-trip"));
     }
     match parsed {
-        Ok(r) => Ok(json!({
-            "version": r.version(),
-            "actions": r.action_ids().count(),
-            "tiers": r.tier_ids().collect::<Vec<_>>(),
-        })),
+        Ok(r) => {
+            let mut out = json!({
+                "version": r.version(),
+                "actions": r.action_ids().count(),
+                "tiers": r.tier_ids().collect::<Vec<_>>(),
+            });
+            if !r.stages().is_empty()
+                && let Some(o) = out.as_object_mut()
+            {
+                o.insert("stages".into(), json!(r.stages().iter().map(|s| s.id()).collect::<Vec<_>>()));
+            }
+            Ok(out)
+        }
         Err(e) => Err(json!(e)),
     }
 }
@@ -70,6 +82,20 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
         Some(Value::String(toml)) => from_toml(toml).map_err(|e| json!(e))?,
         Some(v) => Rules::from_json_value(v).map_err(|e| json!(e))?,
     };
+    let conversions = match input.get("conversions") {
+        None => ConversionStages::none(),
+        Some(list) => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Conv {
+                event: String,
+                stage: Option<String>,
+            }
+            let list: Vec<Conv> = serde_json::from_value(list.clone()).map_err(|e| json!(e.to_string()))?;
+            ConversionStages::new(&rules, list.iter().map(|c| (c.event.as_str(), c.stage.as_deref())))
+                .map_err(|(i, rule)| json!({ "field": format!("conversions[{i}].stage"), "rule": rule }))?
+        }
+    };
     let at: Timestamp = crate::vectors::field(input, "at")?;
     let raw: Vec<Value> = crate::vectors::field(input, "events")?;
     let mut events = Vec::new();
@@ -77,11 +103,26 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
         events.push(compact_event(e, i, at).map_err(|msg| json!(format!("events[{i}]: {msg}")))?);
     }
 
-    let batch = serde_json::to_value(evaluate(&rules, &events, at)).map_err(|e| json!(e.to_string()))?;
+    let batch_score = evaluate_with(&rules, &conversions, &events, at);
+    let batch = serde_json::to_value(&batch_score).map_err(|e| json!(e.to_string()))?;
     // The browser's path: rules through the compact form, JSON by hand.
     let compact = Rules::from_compact(&rules.to_compact()).map_err(|e| json!(e))?;
-    let mut scorer = Scorer::new(compact);
-    let changes: Vec<_> = events.iter().filter_map(|e| scorer.apply(e)).collect();
+    let mut scorer = Scorer::with_conversions(compact, conversions.clone());
+    let mut changes = Vec::new();
+    let mut stage_changes = Vec::new();
+    for e in &events {
+        let (tier, stages) = scorer.apply_staged(e);
+        changes.extend(tier);
+        for c in stages {
+            if serde_json::to_value(&c).ok() != Some(c.to_json()) {
+                return Err(json!("StageChange::to_json differs from its serde form"));
+            }
+            stage_changes.push(c);
+        }
+    }
+    if scorer.stage() != batch.get("stage").and_then(Value::as_str) {
+        return Err(json!("Scorer::stage disagrees with Scorer::score"));
+    }
     let forward = serde_json::to_value(scorer.score(at)).map_err(|e| json!(e.to_string()))?;
     if forward != scorer.score(at).to_json() {
         return Err(json!("Score::to_json differs from its serde form"));
@@ -89,7 +130,7 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
     if changes.iter().any(|c| serde_json::to_value(c.score).ok() != Some(c.score.to_json())) {
         return Err(json!("Points::to_json differs from its serde form"));
     }
-    let mut reversed = Scorer::new(rules);
+    let mut reversed = Scorer::with_conversions(rules, conversions);
     for e in events.iter().rev() {
         reversed.apply(e);
     }
@@ -114,6 +155,10 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
     for f in fields {
         let value = if f == "changes" {
             json!(changes)
+        } else if f == "stage_changes" {
+            json!(stage_changes)
+        } else if f == "top_drivers" {
+            json!(batch_score.top_drivers(10))
         } else {
             batch.get(&f).cloned().ok_or_else(|| json!(format!("no field `{f}` in a score")))?
         };

@@ -112,7 +112,11 @@ pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) ->
 /// The visitor's score with its explanation.
 pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
     let rules = site.config.rules().to_json();
-    let (reply, _) = follow(env, &site.id, visitor, |_| ScoreRequest { rules: rules.clone() }).await?;
+    let (reply, _) = follow(env, &site.id, visitor, |_| ScoreRequest {
+        rules: rules.clone(),
+        conversions: site.config.conversions.clone(),
+    })
+    .await?;
     Ok(reply)
 }
 
@@ -136,6 +140,7 @@ pub async fn withdraw(
         site: site.id.clone(),
         visitor: v.to_owned(),
         rules: rules.clone(),
+        conversions: site.config.conversions.clone(),
         policy: policy.clone(),
         consent: stamp.to_json(),
         at: at.millis(),
@@ -178,6 +183,7 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
             site: site.id.clone(),
             visitor: into.clone(),
             rules: site.config.rules().to_json(),
+            conversions: site.config.conversions.clone(),
             journey_timeout_ms: journey_timeout_ms(site),
             ledger,
             journey,

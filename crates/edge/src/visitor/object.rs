@@ -11,7 +11,8 @@ use crate::errors::{ApiError, ApiResult};
 use crate::sites::now_ms;
 use crate::webhooks;
 use microfunnel_core::Timestamp;
-use microfunnel_core::scoring::{Rules, Scorer};
+use microfunnel_core::conversion::Definitions;
+use microfunnel_core::scoring::{ConversionStages, Rules, Scorer};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -25,10 +26,18 @@ pub struct Visitor {
     /// The scorer over the ledger, rebuilt lazily (after an eviction or a
     /// rule change), then fed incrementally.
     scorer: RefCell<Option<Scorer>>,
-    /// The site's rules as last received and as validated: every request
-    /// carries them, and comparing the JSON is ~10× cheaper than validating
-    /// it again (27 µs → 3 µs natively for the default rules).
-    rules: RefCell<Option<(Value, Rc<Rules>)>>,
+    /// The site's rules and conversions as last received, and as validated:
+    /// every request carries them, and comparing the JSON is ~10× cheaper
+    /// than validating it again (27 µs → 3 µs natively for the default rules).
+    rules: RefCell<Option<(Value, Definitions, Rc<Scoring>)>>,
+}
+
+/// What a score is computed under: the rules, and the stages the site's
+/// conversions enter under them.
+#[derive(Debug, PartialEq)]
+pub(super) struct Scoring {
+    pub(super) rules: Rules,
+    pub(super) stages: ConversionStages,
 }
 
 impl DurableObject for Visitor {
@@ -63,7 +72,7 @@ impl DurableObject for Visitor {
                 Err(e) => Err(e),
             },
             Route::Score => match decode::<ScoreRequest>(&mut req).await {
-                Ok(body) => encode(self.score(&body.rules).map(Reply::Done)),
+                Ok(body) => encode(self.score(&body.rules, &body.conversions).map(Reply::Done)),
                 Err(e) => Err(e),
             },
             Route::Withdraw => match decode::<WithdrawRequest>(&mut req).await {
@@ -108,28 +117,31 @@ impl Visitor {
         Store::new(self.state.storage().sql())
     }
 
-    /// `raw` validated by the core, or the rules already validated from the
-    /// same JSON.
-    pub(super) fn rules(&self, raw: &Value) -> ApiResult<Rc<Rules>> {
-        if let Some((seen, rules)) = self.rules.borrow().as_ref()
+    /// `raw` rules and the site's conversions validated by the core, or
+    /// those already validated from the same input. Conversions naming a
+    /// stage the rules lack fail closed (the Worker refuses to store them).
+    pub(super) fn scoring(&self, raw: &Value, conversions: &Definitions) -> ApiResult<Rc<Scoring>> {
+        if let Some((seen, defs, scoring)) = self.rules.borrow().as_ref()
             && seen == raw
+            && defs == conversions
         {
-            return Ok(Rc::clone(rules));
+            return Ok(Rc::clone(scoring));
         }
-        let rules = Rc::new(
-            Rules::from_json_value(raw).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?,
-        );
-        *self.rules.borrow_mut() = Some((raw.clone(), Rc::clone(&rules)));
-        Ok(rules)
+        let rules =
+            Rules::from_json_value(raw).map_err(|e| ApiError::bad_request("invalid_rules", format!("rules: {e}")))?;
+        let stages = conversions.stages(&rules).map_err(|e| ApiError::bad_request("invalid_rules", e.to_string()))?;
+        let scoring = Rc::new(Scoring { rules, stages });
+        *self.rules.borrow_mut() = Some((raw.clone(), conversions.clone(), Rc::clone(&scoring)));
+        Ok(scoring)
     }
 
     /// The scorer for `rules`, rebuilt from the ledger when missing or when
     /// the rules changed.
-    pub(super) fn with_scorer<T>(&self, rules: &Rules, f: impl FnOnce(&mut Scorer) -> T) -> ApiResult<T> {
+    pub(super) fn with_scorer<T>(&self, scoring: &Scoring, f: impl FnOnce(&mut Scorer) -> T) -> ApiResult<T> {
         let mut slot = self.scorer.borrow_mut();
-        let stale = slot.as_ref().is_none_or(|s| s.rules() != rules);
+        let stale = slot.as_ref().is_none_or(|s| s.rules() != &scoring.rules || s.conversions() != &scoring.stages);
         if stale {
-            let mut s = Scorer::new(rules.clone());
+            let mut s = Scorer::with_conversions(scoring.rules.clone(), scoring.stages.clone());
             let (events, skipped) = self.store().ledger()?;
             if skipped > 0 {
                 worker::console_error!("visitor scorer rebuilt without {skipped} unreadable ledger rows");

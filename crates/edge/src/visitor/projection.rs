@@ -7,7 +7,7 @@ use crate::errors::ApiResult;
 use crate::ingest::Source;
 use crate::sites::{js_num, now_ms};
 use microfunnel_core::Event;
-use microfunnel_core::scoring::{Driver, Score, Snapshot};
+use microfunnel_core::scoring::{Score, Snapshot};
 use serde_json::{Value, json};
 use worker::Env;
 use worker::wasm_bindgen::JsValue;
@@ -30,14 +30,16 @@ pub async fn save_summary(
     env.d1("DB")?
         .prepare(
             "INSERT INTO visitors (site_id, visitor_id, user_id, first_seen, last_seen, events, score_milli, tier, \
-             rules_version, drivers, engagement_milli, fit_milli, last_activity_ms, last_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(site_id, visitor_id) \
+             rules_version, drivers, engagement_milli, fit_milli, last_activity_ms, last_at_ms, stage, stages) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+             ON CONFLICT(site_id, visitor_id) \
              DO UPDATE SET user_id = COALESCE(excluded.user_id, visitors.user_id), \
              first_seen = MIN(visitors.first_seen, excluded.first_seen), \
              last_seen = MAX(visitors.last_seen, excluded.last_seen), events = excluded.events, \
              score_milli = excluded.score_milli, tier = excluded.tier, rules_version = excluded.rules_version, \
              drivers = excluded.drivers, engagement_milli = excluded.engagement_milli, fit_milli = excluded.fit_milli, \
-             last_activity_ms = excluded.last_activity_ms, last_at_ms = excluded.last_at_ms \
+             last_activity_ms = excluded.last_activity_ms, last_at_ms = excluded.last_at_ms, \
+             stage = excluded.stage, stages = excluded.stages \
              WHERE excluded.events >= visitors.events",
         )
         .bind(
@@ -71,8 +73,8 @@ pub async fn save_rescore(
     env.d1("DB")?
         .prepare(
             "UPDATE visitors SET events = ?3, score_milli = ?4, tier = ?5, rules_version = ?6, drivers = ?7, \
-             engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11 \
-             WHERE site_id = ?1 AND visitor_id = ?2",
+             engagement_milli = ?8, fit_milli = ?9, last_activity_ms = ?10, last_at_ms = ?11, stage = ?12, \
+             stages = ?13 WHERE site_id = ?1 AND visitor_id = ?2",
         )
         .bind(
             &[site.into(), visitor.into(), js_num(events)]
@@ -117,42 +119,22 @@ pub async fn save_sessions(env: &Env, site: &str, visitor: &str, sessions: &[Ses
 
 /// The `visitors` columns a score fills, in their statement order:
 /// `score_milli, tier, rules_version, drivers, engagement_milli, fit_milli,
-/// last_activity_ms, last_at_ms`.
-fn score_columns(score: &Score, snapshot: &Snapshot) -> ApiResult<[JsValue; 8]> {
+/// last_activity_ms, last_at_ms, stage, stages`. `drivers` are the core's
+/// top ten (the full explanation stays in the object: `GET
+/// /v1/subjects/{id}/score`); `stages` is the stage history as
+/// `[{"to", "at" (ms)}]`, what the stages report reads.
+fn score_columns(score: &Score, snapshot: &Snapshot) -> ApiResult<[JsValue; 10]> {
+    let stages: Vec<Value> = score.stages.iter().map(|c| json!({"to": c.to, "at": c.at.millis()})).collect();
     Ok([
         js_num(score.score.milli()),
         score.tier.as_str().into(),
         score.rules_version.as_str().into(),
-        serde_json::to_string(&top_drivers(score))?.into(),
+        serde_json::to_string(&score.top_drivers(10))?.into(),
         js_num(snapshot.engagement_milli),
         js_num(snapshot.fit_milli),
         snapshot.last_activity_ms.map_or(JsValue::NULL, js_num),
         snapshot.last_at_ms.map_or(JsValue::NULL, js_num),
+        score.stage.as_deref().map_or(JsValue::NULL, Into::into),
+        if stages.is_empty() { JsValue::NULL } else { serde_json::to_string(&stages)?.into() },
     ])
-}
-
-/// A lead's top drivers for the leads report: points per action (and per fit
-/// rule that still holds), largest first, at most ten. The full explanation
-/// stays in the object (`GET /v1/subjects/{id}/score`).
-fn top_drivers(score: &Score) -> Vec<Value> {
-    let mut by: Vec<(String, i64, u32)> = Vec::new();
-    let mut add = |name: &str, points: i64, count: i64| match by.iter_mut().find(|(n, _, _)| n == name) {
-        Some(e) => {
-            e.1 += points;
-            e.2 = e.2.saturating_add_signed(count as i32);
-        }
-        None => by.push((name.to_owned(), points, u32::try_from(count.max(0)).unwrap_or(0))),
-    };
-    for d in &score.drivers {
-        match d {
-            Driver::Action { action, points, .. } => add(action, *points, 1),
-            Driver::FitGranted { rule, points, .. } => add(&format!("fit.{rule}"), *points, 1),
-            Driver::FitRemoved { rule, points, .. } => add(&format!("fit.{rule}"), -*points, -1),
-            _ => {}
-        }
-    }
-    by.retain(|(_, points, count)| *points != 0 && *count > 0);
-    by.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
-    by.truncate(10);
-    by.into_iter().map(|(action, points, count)| json!({"action": action, "points": points, "count": count})).collect()
 }

@@ -152,6 +152,8 @@ impl Call for ApplyRequest {
 pub struct ScoreRequest {
     #[serde(default)]
     pub rules: Value,
+    /// The site's conversions: the stages they enter are part of the score.
+    pub conversions: Definitions,
 }
 
 impl Call for ScoreRequest {
@@ -165,6 +167,7 @@ pub struct WithdrawRequest {
     pub site: String,
     pub visitor: String,
     pub rules: Value,
+    pub conversions: Definitions,
     /// The site's `MinimisePolicy`, kept with the withdrawal as sent.
     pub policy: Value,
     /// The new `ConsentStamp`.
@@ -253,6 +256,7 @@ pub struct ImportRequest {
     pub site: String,
     pub visitor: String,
     pub rules: Value,
+    pub conversions: Definitions,
     pub journey_timeout_ms: i64,
     pub ledger: Vec<HandedLedgerRow>,
     pub journey: Vec<HandedJourneyRow>,
@@ -429,12 +433,14 @@ mod tests {
             tier_changes: vec![json!({"from": "cold", "to": "warm"})],
             conversions: Vec::new(),
         });
-        round_trip(ScoreRequest { rules: json!({}) });
+        let staged = Definitions::from_json(&json!([{"event": "Client Signed", "stage": "client"}])).unwrap();
+        round_trip(ScoreRequest { rules: json!({}), conversions: staged.clone() });
         round_trip(json!({"score": 3}));
         round_trip(WithdrawRequest {
             site: "s".into(),
             visitor: "v".into(),
             rules: json!({}),
+            conversions: staged.clone(),
             policy: json!({"cookieless_pageviews": true}),
             consent: json!({"analytics": false}),
             at: 5,
@@ -460,6 +466,7 @@ mod tests {
             site: "s".into(),
             visitor: "v2".into(),
             rules: json!({}),
+            conversions: staged,
             journey_timeout_ms: 10,
             ledger: vec![ledger_row()],
             journey: Vec::new(),

@@ -3,7 +3,7 @@
 //! journey, sessions, conversions), then [`Visitor::publish`] the results (D1
 //! rows, webhooks, the alarm).
 
-use super::super::object::{Visitor, now_ts};
+use super::super::object::{Scoring, Visitor, now_ts};
 use super::super::projection;
 use super::super::protocol::{AppliedEvent, ApplyReply, ApplyRequest};
 use super::super::store::{Store, Withdrawal, stored_event};
@@ -13,7 +13,7 @@ use crate::ingest::Source;
 use crate::webhooks;
 use microfunnel_core::attribution::Touch;
 use microfunnel_core::conversion::{Definition, Definitions};
-use microfunnel_core::scoring::{Rules, Score, Snapshot};
+use microfunnel_core::scoring::{Score, Snapshot};
 use microfunnel_core::{Event, EventType, Timestamp, consent};
 use serde_json::Value;
 
@@ -24,6 +24,7 @@ const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// What [`Visitor::step`] changed, for [`Visitor::publish`].
 struct Stepped {
     tier_changes: Vec<Value>,
+    stage_changes: Vec<Value>,
     pending: Vec<Pending>,
     touched_sessions: Vec<String>,
     score: Score,
@@ -36,7 +37,7 @@ impl Visitor {
         // Schema ensured and forward checked by `fetch`.
         let store = self.store();
         let now = now_ts()?;
-        let rules = self.rules(&body.rules)?;
+        let rules = self.scoring(&body.rules, &body.conversions)?;
         store.remember(&body.site, &body.visitor)?;
         // The scorer must exist before new rows land, or a rebuild would
         // count them and the incremental step would count them again.
@@ -52,17 +53,22 @@ impl Visitor {
     fn step(
         &self,
         store: &Store,
-        rules: &Rules,
+        rules: &Scoring,
         body: &ApplyRequest,
         fresh: &[(Event, i64, Source)],
         now: Timestamp,
     ) -> ApiResult<Stepped> {
         let mut tier_changes = Vec::new();
+        let mut stage_changes = Vec::new();
         let mut pending = Vec::new();
         let mut touched_sessions: Vec<String> = Vec::new();
         for (event, received_at, source) in fresh {
-            if let Some(change) = self.with_scorer(rules, |s| s.apply(event))? {
+            let (tier, stages) = self.with_scorer(rules, |s| s.apply_staged(event))?;
+            if let Some(change) = tier {
                 tier_changes.push(serde_json::to_value(change)?);
+            }
+            for change in stages {
+                stage_changes.push(serde_json::to_value(change)?);
             }
             journey_step(store, event)?;
             let session = session_step(store, event)?;
@@ -92,7 +98,7 @@ impl Visitor {
         }
         let (score, snapshot) = self.with_scorer(rules, |s| (s.score(now), s.snapshot()))?;
         let events_total = store.ledger_count()?;
-        Ok(Stepped { tier_changes, pending, touched_sessions, score, snapshot, events_total })
+        Ok(Stepped { tier_changes, stage_changes, pending, touched_sessions, score, snapshot, events_total })
     }
 
     /// The step's results outside the object's state: conversions and the
@@ -105,16 +111,25 @@ impl Visitor {
         stepped: Stepped,
         now: Timestamp,
     ) -> ApiResult<ApplyReply> {
-        let Stepped { tier_changes, pending, touched_sessions, score, snapshot, events_total } = stepped;
+        let Stepped { tier_changes, stage_changes, pending, touched_sessions, score, snapshot, events_total } = stepped;
         let mut converted = Vec::new();
         for p in pending {
             converted.push(conversions::store(&self.env, &body.site, p).await?);
         }
-        if !body.webhooks.is_empty() && (!tier_changes.is_empty() || !converted.is_empty()) {
+        if !body.webhooks.is_empty() && (!tier_changes.is_empty() || !stage_changes.is_empty() || !converted.is_empty())
+        {
+            let first = fresh.first().map(|(e, _, _)| e.message_id.to_string()).unwrap_or_default();
             for (i, change) in tier_changes.iter().enumerate() {
-                let id = format!("{}:{i}", fresh.first().map(|(e, _, _)| e.message_id.to_string()).unwrap_or_default());
+                let id = format!("{first}:{i}");
                 let note = webhooks::body("tier_changed", &body.site, &body.visitor, change.clone());
                 webhooks::enqueue(store.sql(), &body.webhooks, &id, "tier_changed", &note)?;
+            }
+            // A stage is entered once per visitor: its id is the delivery's.
+            for change in &stage_changes {
+                let to = change.get("to").and_then(Value::as_str).unwrap_or_default();
+                let id = format!("stage:{}:{to}", body.visitor);
+                let note = webhooks::body("stage_changed", &body.site, &body.visitor, change.clone());
+                webhooks::enqueue(store.sql(), &body.webhooks, &id, "stage_changed", &note)?;
             }
             for c in &converted {
                 let id = c.get("message_id").and_then(Value::as_str).unwrap_or_default();

@@ -55,7 +55,7 @@ impl Visitor {
         // Schema ensured and forward checked by `fetch`.
         let store = self.store();
         let now = now_ts()?;
-        let rules = self.rules(&body.rules)?;
+        let rules = self.scoring(&body.rules, &body.conversions)?;
         store.remember(&body.site, &body.visitor)?;
         store.import(&body.ledger, &body.journey, &body.withdrawals, &body.converted)?;
         let mut from = store.merged_from()?;

@@ -7,18 +7,19 @@ mod apply;
 mod merge;
 mod withdraw;
 
-use super::object::{Visitor, now_ts};
+use super::object::{Scoring, Visitor, now_ts};
 use super::projection;
 use super::protocol::{EraseReply, ExportReply, SweepReply};
 use crate::errors::ApiResult;
 use microfunnel_core::Timestamp;
-use microfunnel_core::scoring::{Rules, Score};
+use microfunnel_core::conversion::Definitions;
+use microfunnel_core::scoring::Score;
 use serde_json::Value;
 
 impl Visitor {
-    pub(super) fn score(&self, rules: &Value) -> ApiResult<Value> {
+    pub(super) fn score(&self, rules: &Value, conversions: &Definitions) -> ApiResult<Value> {
         // Schema ensured and forward checked by `fetch`.
-        let rules = self.rules(rules)?;
+        let rules = self.scoring(rules, conversions)?;
         let now = now_ts()?;
         let score = self.with_scorer(&rules, |s| s.score(now))?;
         Ok(serde_json::to_value(score)?)
@@ -67,7 +68,7 @@ impl Visitor {
     /// After the ledger changed other than by new events (a withdrawal, a
     /// merge): the scorer is rebuilt over the whole ledger and the visitor's
     /// row gets the new score, tier, drivers and event count.
-    async fn rescore(&self, site: &str, visitor: &str, rules: &Rules, now: Timestamp) -> ApiResult<(Score, i64)> {
+    async fn rescore(&self, site: &str, visitor: &str, rules: &Scoring, now: Timestamp) -> ApiResult<(Score, i64)> {
         self.drop_scorer();
         let (score, snapshot) = self.with_scorer(rules, |s| (s.score(now), s.snapshot()))?;
         let events = self.store().ledger_count()?;

@@ -14,7 +14,7 @@ impl Visitor {
         // Schema ensured and forward checked by `fetch`.
         let store = self.store();
         let now = now_ts()?;
-        let rules = self.rules(&body.rules)?;
+        let rules = self.scoring(&body.rules, &body.conversions)?;
         let stamp = ConsentStamp::parse(&body.consent).map_err(|e| ApiError::bad_request("invalid_withdraw", e))?;
         let consent = Consent::from_stamp(&stamp);
         let policy = serde_json::from_value::<MinimisePolicy>(body.policy.clone()).unwrap_or_default();
