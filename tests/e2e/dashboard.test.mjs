@@ -72,7 +72,8 @@ test('dashboard: a fresh conversion attributed under every model, the lead, the 
   const lead = await page.locator('#leads tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
   assert.equal(lead[0], anon);
   assert.equal(lead[1], hostile, 'a visitor-made id is shown as text');
-  assert.match(lead[4], /web\.pricing_view \+15/);
+  assert.equal(lead[4], 'lead', 'the booking made the visitor a lead (the default rules\' any-conversion stage)');
+  assert.match(lead[5], /web\.pricing_view \+15/);
   assert.equal(await page.locator('#leads img').count(), 0);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
 

@@ -130,11 +130,11 @@
   }
 
   function leads(l) {
-    table('leads', ['Visitor', 'User', 'Score', 'Tier', 'Top drivers', 'Events', 'Last seen'],
+    table('leads', ['Visitor', 'User', 'Score', 'Tier', 'Stage', 'Top drivers', 'Events', 'Last seen'],
       (l.leads || []).map(function (v) {
         var drivers = (v.drivers || []).map(function (d) { return d.action + ' +' + num(d.points); }).join(', ');
         return [{ text: v.visitor_id, cls: 'text' }, { text: v.user_id || '—', cls: 'text' }, num(v.score, 1), v.tier,
-          { text: drivers || '—', cls: 'text' }, num(v.events, 0), when(v.last_seen)];
+          { text: v.stage || '—', cls: 'text' }, { text: drivers || '—', cls: 'text' }, num(v.events, 0), when(v.last_seen)];
       }), 'No visitor scored yet.');
   }
 

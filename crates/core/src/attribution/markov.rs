@@ -49,7 +49,7 @@ impl Default for MarkovOptions {
 }
 
 /// Transition counts: everything the model needs, updatable one path at a
-/// time (see [`super::Progressive`]) without keeping the paths.
+/// time without keeping the paths.
 #[derive(Debug, Clone)]
 pub struct MarkovCounts {
     order: usize,

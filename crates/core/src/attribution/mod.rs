@@ -23,13 +23,12 @@ pub mod journey;
 pub mod markov;
 pub mod metrics;
 pub mod money;
-pub mod progressive;
 pub mod shapley;
+pub mod timeline;
 
 pub use heuristic::{Model, PositionWeights, attribute, table_totals};
 pub use journey::{ChannelId, Conversion, Credit, Credits, Interner, PathRow, PathTable, Touch};
 pub use markov::{MarkovCounts, MarkovOptions, MarkovResult};
-pub use progressive::Progressive;
 pub use shapley::{ShapleyGame, ShapleyOptions, ShapleyResult};
 
 use std::fmt;

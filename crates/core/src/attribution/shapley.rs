@@ -71,7 +71,7 @@ pub struct ShapleyResult {
 }
 
 /// Journeys grouped by channel set: `[conversions, nulls, value]` per set.
-/// Updatable one journey at a time (see [`super::Progressive`]).
+/// Updatable one journey at a time.
 #[derive(Debug, Clone, Default)]
 pub struct SetCounts {
     sets: HashMap<u64, [f64; 3]>,

@@ -4,7 +4,8 @@ use super::journey::{Conversion, PathTable, Touch};
 use super::markov::{self, MarkovOptions};
 use super::metrics::{self, AqsInputs, KpiInput, TtaStats};
 use super::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
-use super::{Model, PositionWeights, Progressive, attribute, money, table_totals};
+use super::timeline::{Kind, Timeline};
+use super::{Model, PositionWeights, attribute, money, table_totals};
 use crate::timestamp::Timestamp;
 use crate::vectors::field;
 use serde::Deserialize;
@@ -47,20 +48,6 @@ fn table(input: &Value) -> Result<PathTable, Value> {
             .map_err(|e| json!(format!("paths[{i}]: {e}")))?;
     }
     Ok(t)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventIn {
-    visitor: String,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    at: Option<Timestamp>,
-    #[serde(default)]
-    convert: Option<i64>,
-    #[serde(default)]
-    abandon: bool,
 }
 
 pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
@@ -145,38 +132,40 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
                 .collect();
             Ok(json!({ "exact": r.exact, "channels": channels }))
         }
-        "attribution.progressive" => {
-            let m = model(input)?;
-            let lookback: Option<f64> = field(input, "lookback_hours")?;
-            let events: Vec<EventIn> = field(input, "events")?;
-            let mut p = Progressive::new(m, lookback, 1).map_err(err)?;
+        "attribution.timeline" => {
+            // A visitor's events in time order: {at, kind: page|declared|other,
+            // channel?, closes?}; `closes` closes the journey after the event
+            // (a conversion credited on it, or its expiry).
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Moment {
+                at: Timestamp,
+                kind: String,
+                #[serde(default)]
+                channel: Option<String>,
+                #[serde(default)]
+                closes: bool,
+            }
+            let minutes: Option<i64> = field(input, "session_timeout_minutes")?;
+            let timeout = minutes.map_or(crate::scoring::Rules::default_rules().session_timeout_ms(), |m| m * 60_000);
+            let events: Vec<Moment> = field(input, "events")?;
+            let mut t = Timeline::new(timeout);
             let mut steps = Vec::new();
             for (i, e) in events.iter().enumerate() {
-                if let Some(v) = e.convert {
-                    let c = p
-                        .convert(&e.visitor, &Conversion { value_minor: v, at: e.at })
-                        .map_err(|x| json!(format!("events[{i}]: {x}")))?;
-                    steps.push(json!(c.credits));
-                } else if e.abandon {
-                    p.abandon(&e.visitor);
-                } else if let Some(ch) = &e.channel {
-                    p.touch(&e.visitor, ch, e.at);
-                } else {
-                    return Err(json!(format!("events[{i}]: needs `channel`, `convert` or `abandon`")));
+                let kind = match e.kind.as_str() {
+                    "page" => Kind::Page,
+                    "declared" => Kind::Declared,
+                    "other" => Kind::Other,
+                    k => return Err(json!(format!("events[{i}].kind: `{k}` is not page, declared or other"))),
+                };
+                steps.push(json!(t.step(kind, e.channel.as_deref(), e.at)));
+                if e.closes {
+                    t.close(e.at);
                 }
             }
-            let markov = p
-                .markov(&MarkovOptions::default())
-                .map(|r| {
-                    json!(
-                        r.channels
-                            .iter()
-                            .map(|c| json!({"channel": c.channel, "conversions": c.conversions}))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .unwrap_or_else(|e| json!(e.to_string()));
-            Ok(json!({ "conversions": steps, "totals": p.totals(), "markov": markov }))
+            let journey: Vec<Value> = t.touches().iter().map(|(c, at)| json!({"channel": c, "at": at})).collect();
+            let sessions: Vec<Value> = t.sessions().iter().map(|(a, b)| json!([a, b])).collect();
+            Ok(json!({ "steps": steps, "journey": journey, "sessions": sessions }))
         }
         "attribution.metrics" => {
             if let Some(x) = input.get("aqs") {

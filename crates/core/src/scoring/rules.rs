@@ -242,6 +242,13 @@ impl Rules {
         self.tiers.iter().map(|t| t.id.as_str())
     }
 
+    /// The session timeout (`session_timeout_minutes`): what scoring's
+    /// once-per-session actions and the attribution timeline's sessions and
+    /// touches both count by.
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.session_timeout_ms
+    }
+
     /// The lifecycle stages, in order (empty when the file defines none).
     pub fn stages(&self) -> &[Stage] {
         &self.stages
@@ -535,7 +542,7 @@ fn check_stages(c: &mut Check<'_>, v: &Value) -> Option<Vec<Stage>> {
             ok = false;
         }
         if let Some(min) = min_score
-            && let Some(before) = stages.iter().filter(|s| s.min_score.is_some_and(|m| m >= min)).next_back()
+            && let Some(before) = stages.iter().rfind(|s| s.min_score.is_some_and(|m| m >= min))
         {
             c.fail(
                 &join(&path, "min_score"),

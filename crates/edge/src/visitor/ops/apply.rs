@@ -12,14 +12,11 @@ use crate::errors::{ApiError, ApiResult};
 use crate::ingest::Source;
 use crate::webhooks;
 use microfunnel_core::attribution::Touch;
+use microfunnel_core::attribution::timeline::{self, Kind, SessionStep, TouchStep};
 use microfunnel_core::conversion::{Definition, Definitions};
 use microfunnel_core::scoring::{Score, Snapshot};
 use microfunnel_core::{Event, EventType, Timestamp, consent};
 use serde_json::Value;
-
-/// A new touch after this much inactivity even on the same channel (GA4's
-/// session timeout).
-const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 
 /// What [`Visitor::step`] changed, for [`Visitor::publish`].
 struct Stepped {
@@ -70,8 +67,9 @@ impl Visitor {
             for change in stages {
                 stage_changes.push(serde_json::to_value(change)?);
             }
-            journey_step(store, event)?;
-            let session = session_step(store, event)?;
+            let timeout = rules.rules.session_timeout_ms();
+            let (session, step) = session_step(store, event, timeout)?;
+            journey_step(store, event, step)?;
             if !touched_sessions.contains(&session) {
                 touched_sessions.push(session);
             }
@@ -201,41 +199,47 @@ fn conversion_def<'a>(defs: &'a Definitions, e: &Event) -> Option<&'a Definition
     defs.find(e.event.as_deref()?)
 }
 
-/// Journey: a touch per page view (or declared offline channel) whose
-/// channel differs from the last touch's, or after a session gap.
-fn journey_step(store: &Store, event: &Event) -> ApiResult<()> {
-    let declared = event.context.channel.is_some();
-    if event.kind != EventType::Page && !declared {
+/// Journey: the core's timeline says whether the event is a new touch of
+/// the open journey (`timeline::touch_step`).
+fn journey_step(store: &Store, event: &Event, session: SessionStep) -> ApiResult<()> {
+    let kind = if event.context.channel.is_some() {
+        Kind::Declared
+    } else if event.kind == EventType::Page {
+        Kind::Page
+    } else {
         return Ok(());
-    }
-    let Some(channel) = event.channel.as_ref().map(|c| c.name().to_owned()) else { return Ok(()) };
-    let ts = event.timestamp.millis();
-    if store.closed_at()?.is_some_and(|c| ts <= c) {
-        return Ok(());
-    }
-    let new_touch = match store.last_touch()? {
-        None => true,
-        Some(t) => declared || t.channel != channel || ts - (t.ts as i64) >= SESSION_GAP_MS,
     };
-    if new_touch {
-        store.insert_touch(&event.message_id.to_string(), ts, &channel)?;
+    let channel = event.channel.as_ref().map(|c| c.name());
+    let closed = store.closed_at()?.and_then(Timestamp::from_millis);
+    let last = store.last_touch()?;
+    let step = timeline::touch_step(
+        kind,
+        channel,
+        event.timestamp,
+        last.as_ref().map(|t| t.channel.as_str()),
+        session,
+        closed,
+    );
+    if let (TouchStep::Touch, Some(channel)) = (step, channel) {
+        store.insert_touch(&event.message_id.to_string(), event.timestamp.millis(), channel)?;
     }
     Ok(())
 }
 
-/// Sessions: an event within `SESSION_GAP_MS` of the latest session that
-/// started before it extends that session; otherwise it starts one. Returns
-/// the session's id.
-fn session_step(store: &Store, event: &Event) -> ApiResult<String> {
+/// Sessions: the core's timeline says whether the event extends the latest
+/// session that started before it (`timeline::session_step`, by the rules'
+/// session timeout); answers the session's id and the step.
+fn session_step(store: &Store, event: &Event, timeout_ms: i64) -> ApiResult<(String, SessionStep)> {
     let ts = event.timestamp.millis();
-    if let Some(s) = store.session_before(ts)?
-        && ts - (s.ended_at as i64) < SESSION_GAP_MS
-    {
+    let before = store.session_before(ts)?;
+    let end = before.as_ref().and_then(|s| Timestamp::from_millis(s.ended_at as i64));
+    let step = timeline::session_step(event.timestamp, end, timeout_ms);
+    if let (SessionStep::Extends, Some(s)) = (step, before) {
         store.extend_session(&s.session_id, ts)?;
-        return Ok(s.session_id);
+        return Ok((s.session_id, step));
     }
     let id = event.message_id.to_string();
     let channel = event.channel.as_ref().map(|c| c.name().to_owned());
     store.start_session(&id, ts, channel, event.context.page.path.clone())?;
-    Ok(id)
+    Ok((id, SessionStep::Starts))
 }
