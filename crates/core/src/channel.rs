@@ -404,22 +404,3 @@ fn by_campaign(source: &str, medium: &str, campaign: &str, click_ids: &[String])
     }
     Channel::Unassigned
 }
-
-/// Evaluates a `channel.*` golden vector.
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    use crate::vectors::field;
-    use serde_json::json;
-    match suite {
-        "channel.classify" => {
-            let touch: ChannelInput = field(input, "touch")?;
-            let rules: Option<ChannelRules> = field(input, "rules")?;
-            Ok(json!(classify(&touch, &rules.unwrap_or_default())))
-        }
-        "channel.parse" => {
-            let name: String = field(input, "name")?;
-            Channel::parse(&name).map(|c| json!(c)).map_err(|e| json!(e))
-        }
-        _ => Err(json!(format!("unknown suite `{suite}`"))),
-    }
-}

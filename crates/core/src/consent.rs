@@ -175,24 +175,9 @@ impl ExplicitChoice {
     pub const GRANT_ALL: ExplicitChoice =
         ExplicitChoice { analytics: Some(true), personalization: Some(true), marketing: Some(true) };
 
-    /// `'deny-all'`, `'grant-all'` or `{analytics: bool, …}`.
-    pub fn from_json(v: &Value) -> Result<ExplicitChoice, String> {
-        if let Some(c) = Self::parse(v) {
-            return Ok(c);
-        }
-        match v {
-            Value::String(s) => Err(cat(&["unknown shorthand `", s, "` (use deny-all or grant-all)"])),
-            // serde's wording (only reached on a rejection).
-            Value::Object(_) => match serde_json::from_value::<ExplicitChoice>(v.clone()) {
-                Err(e) => Err(e.to_string()),
-                Ok(_) => Err("invalid consent choice".into()),
-            },
-            _ => Err("must be 'deny-all', 'grant-all' or an object of booleans".into()),
-        }
-    }
-
-    /// What [`ExplicitChoice::from_json`] accepts, without building an
-    /// error message (the browser's path: no serde, no formatting).
+    /// `'deny-all'`, `'grant-all'` or `{analytics: bool, …}` (each purpose
+    /// a boolean or null); `None` for anything else. No serde and no message
+    /// formatting: this is the browser's path.
     pub fn parse(v: &Value) -> Option<ExplicitChoice> {
         match v {
             Value::String(s) if s == "deny-all" => Some(Self::DENY_ALL),
@@ -532,51 +517,3 @@ fn scrub(value: &mut Value, rules: &SanitiseRules, changed: &mut bool) -> bool {
 }
 
 const UTM_PARAMS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
-
-/// Evaluates a `consent.*` golden vector.
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
-    use crate::vectors::field;
-    use serde_json::json;
-    let stamp_json = |c: &Consent| json!(c.stamp());
-    match suite {
-        "consent.resolve" => {
-            let signals: ConsentSignals = field(input, "signals")?;
-            Ok(stamp_json(&resolve(&signals)))
-        }
-        "consent.explicit" => {
-            // A sequence of API calls folded in order.
-            let calls: Vec<Value> = field(input, "calls")?;
-            let mut choice = ExplicitChoice::default();
-            for (i, c) in calls.iter().enumerate() {
-                let next = ExplicitChoice::from_json(c).map_err(|e| json!(format!("calls[{i}]: {e}")))?;
-                choice = choice.then(next);
-            }
-            let signals = ConsentSignals { explicit: Some(choice), ..Default::default() };
-            Ok(stamp_json(&resolve(&signals)))
-        }
-        "consent.stamp" => {
-            ConsentStamp::parse(input.get("stamp").unwrap_or(&Value::Null)).map(|s| json!(s)).map_err(|e| json!(e))
-        }
-        "consent.minimise" => {
-            let now: crate::Timestamp = field(input, "now")?;
-            let signals: ConsentSignals = field(input, "signals")?;
-            let policy: Option<MinimisePolicy> = field(input, "policy")?;
-            let raw = input.get("event").cloned().unwrap_or(Value::Null);
-            let mut event = Event::parse(&raw, &crate::Limits::DEFAULT, now).map_err(|e| json!(e))?;
-            event.derive_channel(&Default::default());
-            let out = minimise_with(event, &resolve(&signals), &policy.unwrap_or_default());
-            Ok(json!(out))
-        }
-        "consent.withdraw" => {
-            let now: crate::Timestamp = field(input, "now")?;
-            let withdrawal = ConsentStamp::parse(input.get("withdrawal").unwrap_or(&Value::Null))
-                .map_err(|e| json!(format!("withdrawal: {e}")))?;
-            let raw = input.get("event").cloned().unwrap_or(Value::Null);
-            let mut event = Event::parse(&raw, &crate::Limits::DEFAULT, now).map_err(|e| json!(e))?;
-            event.derive_channel(&Default::default());
-            Ok(json!(withdraw(event, &Consent::from_stamp(&withdrawal), &MinimisePolicy::default())))
-        }
-        _ => Err(json!(format!("unknown suite `{suite}`"))),
-    }
-}

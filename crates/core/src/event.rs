@@ -724,33 +724,6 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
     Ok(ctx)
 }
 
-/// Evaluates an `event.*` golden vector.
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
-    use crate::vectors::field;
-    match suite {
-        "event.validate" => {
-            let now: Timestamp = field(input, "now")?;
-            let raw = input.get("event").cloned().unwrap_or(Value::Null);
-            let limits = Limits::DEFAULT;
-            match Event::parse(&raw, &limits, now) {
-                Ok(mut e) => {
-                    if input.get("derive_channel").and_then(Value::as_bool) == Some(true) {
-                        e.derive_channel(&crate::channel::ChannelRules::default());
-                    }
-                    let v = serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))?;
-                    if v != e.to_json() {
-                        return Err(Value::String("Event::to_json differs from its serde form".into()));
-                    }
-                    Ok(v)
-                }
-                Err(e) => Err(serde_json::to_value(&e).map_err(|e| Value::String(e.to_string()))?),
-            }
-        }
-        _ => Err(Value::String(format!("unknown suite `{suite}`"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{Event, Limits, MessageId};

@@ -52,19 +52,6 @@ pub fn pseudonymise(traits: &mut Map<String, Value>) {
     }
 }
 
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
-    use crate::vectors::field;
-    match suite {
-        "identity.pseudonymise" => {
-            let mut traits: Map<String, Value> = field(input, "traits")?;
-            pseudonymise(&mut traits);
-            Ok(Value::Object(traits))
-        }
-        _ => Err(Value::String(["unknown suite `", suite, "`"].concat())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,11 @@ pub mod url;
 
 #[cfg(feature = "vectors")]
 pub mod vectors;
+// The vector suites name the crate as its users do (`microfunnel_core::…`);
+// `tests/vectors.rs` compiles the same files outside the crate, so a suite
+// that reaches past the public API does not build.
+#[cfg(feature = "vectors")]
+extern crate self as microfunnel_core;
 
 pub use channel::{Channel, ChannelInput, ChannelRules};
 pub use consent::{Consent, ConsentSignals, Purpose};

@@ -117,24 +117,6 @@ pub fn format_major(minor: i64, digits: u32) -> String {
     format!("{sign}{}.{:0width$}", m / scale, m % scale, width = digits as usize)
 }
 
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &Value) -> Result<Value, Value> {
-    use serde_json::json;
-    match suite {
-        "money.parse" => {
-            let currency = match input.get("currency").and_then(Value::as_str) {
-                Some(c) => Some(Currency::parse(c).map_err(|e| json!(e))?),
-                None => None,
-            };
-            let digits = digits_of(currency);
-            let amount = input.get("amount").cloned().unwrap_or(Value::Null);
-            let minor = parse_major_json("amount", &amount, digits).map_err(|e| json!(e))?;
-            Ok(json!({"minor": minor, "digits": digits, "major": format_major(minor, digits)}))
-        }
-        _ => Err(json!(format!("unknown suite `{suite}`"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

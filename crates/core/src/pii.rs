@@ -109,23 +109,6 @@ pub fn browser_family(ua: &str) -> String {
     "Other".to_owned()
 }
 
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    use crate::vectors::field;
-    use serde_json::json;
-    match suite {
-        "pii.redact" => {
-            let text: String = field(input, "text")?;
-            Ok(json!(redact_emails(&text).unwrap_or(text)))
-        }
-        "pii.browser_family" => {
-            let ua: String = field(input, "userAgent")?;
-            Ok(json!(browser_family(&ua)))
-        }
-        _ => Err(json!(format!("unknown suite `{suite}`"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,25 +214,6 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Evaluates a `url.*` golden vector.
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    use crate::vectors::field;
-    use serde_json::json;
-    match suite {
-        "url.sanitise" => {
-            let url: String = field(input, "url")?;
-            let rules: Option<SanitiseRules> = field(input, "rules")?;
-            Ok(json!(sanitise(&url, &rules.unwrap_or_default())))
-        }
-        "url.host" => {
-            let url: String = field(input, "url")?;
-            Ok(json!(host_of(&url)))
-        }
-        _ => Err(json!(format!("unknown suite `{suite}`"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

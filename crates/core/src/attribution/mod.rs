@@ -82,12 +82,3 @@ impl std::error::Error for AttributionError {}
 pub fn is_direct_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("direct") || name.eq_ignore_ascii_case("(direct)")
 }
-
-#[cfg(feature = "vectors")]
-mod vectors;
-
-/// Evaluates an `attribution.*` golden vector (see `crate::vectors`).
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    vectors::case(suite, input)
-}

@@ -87,9 +87,6 @@ pub use explain::{Driver, Fall, Hint, Lift, Score, TopDriver, Velocity};
 pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules, Stage, is_stage_id};
 pub use stages::{ConversionStages, FromPrevious, StageCause, StageChange, StageRow, funnel as stage_funnel};
 
-#[cfg(feature = "vectors")]
-mod vectors;
-
 /// A stable insertion sort for the short lists of a rule set (≤ 200 items):
 /// far less code than the standard sorts, each of which is instantiated
 /// again per element type and comparator in the browser's wasm.
@@ -105,10 +102,4 @@ pub(crate) fn sort_small<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
             j -= 1;
         }
     }
-}
-
-/// Evaluates a `scoring.*` golden vector (see `crate::vectors`).
-#[cfg(feature = "vectors")]
-pub(crate) fn vector_case(suite: &str, input: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-    vectors::case(suite, input)
 }

@@ -46,6 +46,12 @@ impl ConversionStages {
         Ok(ConversionStages { by_event })
     }
 
+    /// The stage a conversion event enters, as its index in the rules'
+    /// stages; `None` for an event that is no conversion or enters none.
+    pub fn stage_of(&self, event: &str) -> Option<usize> {
+        self.enters(event).map(|(_, stage)| usize::from(stage))
+    }
+
     /// For a conversion event that enters a stage: (its position here, the stage).
     pub(crate) fn enters(&self, event: &str) -> Option<(u16, u8)> {
         let i = self.by_event.binary_search_by(|(k, _)| k.as_str().cmp(event)).ok()?;

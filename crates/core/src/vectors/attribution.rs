@@ -1,13 +1,14 @@
 //! Golden-vector suites for attribution (`attribution.*`).
 
-use super::journey::{Conversion, PathTable, Touch};
-use super::markov::{self, MarkovOptions};
-use super::metrics::{self, AqsInputs, KpiInput, TtaStats};
-use super::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
-use super::timeline::{Kind, Timeline};
-use super::{Model, PositionWeights, attribute, money, table_totals};
-use crate::timestamp::Timestamp;
-use crate::vectors::field;
+use super::field;
+use microfunnel_core::attribution::markov::{self, MarkovOptions};
+use microfunnel_core::attribution::metrics::{self, AqsInputs, KpiInput, TtaStats};
+use microfunnel_core::attribution::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
+use microfunnel_core::attribution::timeline::{Kind, Timeline};
+use microfunnel_core::attribution::{
+    Conversion, Model, PathTable, PositionWeights, Touch, attribute, money, table_totals,
+};
+use microfunnel_core::timestamp::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -147,7 +148,8 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
                 closes: bool,
             }
             let minutes: Option<i64> = field(input, "session_timeout_minutes")?;
-            let timeout = minutes.map_or(crate::scoring::Rules::default_rules().session_timeout_ms(), |m| m * 60_000);
+            let timeout =
+                minutes.map_or(microfunnel_core::scoring::Rules::default_rules().session_timeout_ms(), |m| m * 60_000);
             let events: Vec<Moment> = field(input, "events")?;
             let mut t = Timeline::new(timeout);
             let mut steps = Vec::new();

@@ -10,6 +10,17 @@
 //! in the last bit between the native libm and the wasm one.
 
 use serde::Serialize;
+
+mod attribution;
+mod channel;
+mod consent;
+mod conversion;
+mod event;
+mod identity;
+mod money;
+mod pii;
+mod scoring;
+mod url;
 use serde_json::{Value, json};
 
 /// A case whose actual outcome differed from the expected one.
@@ -65,16 +76,16 @@ pub fn run_file(text: &str) -> Result<FileReport, String> {
 /// Evaluates one input under a suite, as `{"ok": ..}` or `{"error": ..}`.
 pub fn evaluate(suite: &str, input: &Value) -> Value {
     let outcome = match suite.split_once('.').map(|(area, _)| area) {
-        Some("consent") => crate::consent::vector_case(suite, input),
-        Some("event") => crate::event::vector_case(suite, input),
-        Some("channel") => crate::channel::vector_case(suite, input),
-        Some("url") => crate::url::vector_case(suite, input),
-        Some("identity") => crate::identity::vector_case(suite, input),
-        Some("pii") => crate::pii::vector_case(suite, input),
-        Some("scoring") => crate::scoring::vector_case(suite, input),
-        Some("attribution") => crate::attribution::vector_case(suite, input),
-        Some("money") => crate::money::vector_case(suite, input),
-        Some("conversion") => crate::conversion::vector_case(suite, input),
+        Some("consent") => consent::case(suite, input),
+        Some("event") => event::case(suite, input),
+        Some("channel") => channel::case(suite, input),
+        Some("url") => url::case(suite, input),
+        Some("identity") => identity::case(suite, input),
+        Some("pii") => pii::case(suite, input),
+        Some("scoring") => scoring::case(suite, input),
+        Some("attribution") => attribution::case(suite, input),
+        Some("money") => money::case(suite, input),
+        Some("conversion") => conversion::case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),
     };
     match outcome {

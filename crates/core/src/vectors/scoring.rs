@@ -22,9 +22,9 @@
 //! `00000000-0000-4000-8000-` + n in 12 hex digits, so ids sort in input
 //! order. Without `consent`, the stamp grants every purpose.
 
-use super::{ConversionStages, Rules, Scorer, evaluate_with};
-use crate::event::{Event, Limits};
-use crate::timestamp::Timestamp;
+use microfunnel_core::event::{Event, Limits};
+use microfunnel_core::scoring::{ConversionStages, Rules, Scorer, evaluate_with};
+use microfunnel_core::timestamp::Timestamp;
 use serde_json::{Map, Value, json};
 
 pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
@@ -66,13 +66,13 @@ fn rules_case(input: &Value) -> Result<Value, Value> {
 }
 
 #[cfg(feature = "toml")]
-fn from_toml(text: &str) -> Result<Rules, super::RuleFileError> {
+fn from_toml(text: &str) -> Result<Rules, microfunnel_core::scoring::RuleFileError> {
     Rules::from_toml(text)
 }
 
 #[cfg(not(feature = "toml"))]
-fn from_toml(_text: &str) -> Result<Rules, super::RuleFileError> {
-    Err(super::RuleFileError::one(None, "", "built without TOML support"))
+fn from_toml(_text: &str) -> Result<Rules, microfunnel_core::scoring::RuleFileError> {
+    Err(microfunnel_core::scoring::RuleFileError::one(None, "", "built without TOML support"))
 }
 
 fn evaluate_case(input: &Value) -> Result<Value, Value> {
@@ -96,8 +96,8 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
                 .map_err(|(i, rule)| json!({ "field": format!("conversions[{i}].stage"), "rule": rule }))?
         }
     };
-    let at: Timestamp = crate::vectors::field(input, "at")?;
-    let raw: Vec<Value> = crate::vectors::field(input, "events")?;
+    let at: Timestamp = super::field(input, "at")?;
+    let raw: Vec<Value> = super::field(input, "events")?;
     let mut events = Vec::new();
     for (i, e) in raw.iter().enumerate() {
         events.push(compact_event(e, i, at).map_err(|msg| json!(format!("events[{i}]: {msg}")))?);
@@ -149,7 +149,7 @@ fn evaluate_case(input: &Value) -> Result<Value, Value> {
 
     let fields: Vec<String> = match input.get("report") {
         None => ["score", "engagement", "fit", "tier"].map(String::from).to_vec(),
-        Some(_) => crate::vectors::field(input, "report")?,
+        Some(_) => super::field(input, "report")?,
     };
     let mut out = Map::new();
     for f in fields {
@@ -187,7 +187,7 @@ fn compact_event(e: &Value, index: usize, now: Timestamp) -> Result<Event, Strin
     for purpose in ["analytics", "personalization", "marketing"] {
         stamp.insert(purpose.into(), json!(true));
     }
-    stamp.insert("policy".into(), json!(crate::consent::POLICY_VERSION));
+    stamp.insert("policy".into(), json!(microfunnel_core::consent::POLICY_VERSION));
     match e.get("consent") {
         None => {
             raw.insert("consent".into(), Value::Object(stamp));
