@@ -9,7 +9,7 @@
 //! recorded elsewhere (a CRM's), saying so in the output. A stamp the event
 //! carries is never overridden.
 
-use microfunnel_core::consent::{ConsentStamp, POLICY_VERSION};
+use microfunnel_core::consent::ConsentStamp;
 use microfunnel_core::event::{Event, Limits};
 use microfunnel_core::scoring::{ConversionStages, Rules, evaluate_with};
 use microfunnel_core::timestamp::Timestamp;
@@ -53,6 +53,15 @@ impl Purpose {
             Purpose::Marketing => "marketing",
         }
     }
+
+    fn core(self) -> microfunnel_core::consent::Purpose {
+        use microfunnel_core::consent::Purpose as P;
+        match self {
+            Purpose::Analytics => P::Analytics,
+            Purpose::Personalization => P::Personalization,
+            Purpose::Marketing => P::Marketing,
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
@@ -75,13 +84,8 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let unstamped = events.iter().filter(|e| e.consent.is_none()).count();
     let assumed = !args.assume_consent.is_empty();
     if assumed {
-        let has = |p| args.assume_consent.contains(&p);
-        let stamp = ConsentStamp {
-            analytics: has(Purpose::Analytics),
-            personalization: has(Purpose::Personalization),
-            marketing: has(Purpose::Marketing),
-            policy: POLICY_VERSION,
-        };
+        let purposes: Vec<_> = args.assume_consent.iter().map(|p| p.core()).collect();
+        let stamp = ConsentStamp::granting(&purposes);
         for e in events.iter_mut().filter(|e| e.consent.is_none()) {
             e.consent = Some(stamp);
         }

@@ -124,7 +124,7 @@ impl Entry {
 
 /// The ledger entry for an event under `rules`, if it has one.
 pub(crate) fn entry_of(rules: &Rules, conversions: &ConversionStages, event: &Event) -> Option<Entry> {
-    let consented = event.consent.is_some_and(|c| c.personalization);
+    let consented = event.consent.is_some_and(|c| c.allows(crate::consent::Purpose::Personalization));
     let mut enters = None;
     let kind = match event.kind {
         EventType::Track => {
