@@ -266,7 +266,7 @@ pub fn read_campaign(app: &mut App) {
             app.campaign.insert(k.to_owned(), Value::String(v));
         }
     }
-    for k in microfunnel_core::event::ClickIds::NAMES {
+    for k in microfunnel_core::channel::ClickId::ALL.map(|c| c.name()) {
         if let Some(v) = js::call(&params, "get", &[&js::s(k)]).as_string() {
             app.click_ids.insert(k.to_owned(), Value::String(v));
         }

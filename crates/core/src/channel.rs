@@ -14,7 +14,6 @@
 //!    Direct, any other → Referral;
 //! 5. otherwise Unassigned.
 
-use crate::event::Event;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A channel group. GA4's default names, plus site-defined custom groups.
@@ -127,43 +126,79 @@ impl<'de> Deserialize<'de> for Channel {
     }
 }
 
-/// What classification looks at, already extracted from an event.
+/// An ad platform's click id: the query parameter a click on an ad adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClickId {
+    Gclid,
+    Gbraid,
+    Wbraid,
+    Fbclid,
+    Msclkid,
+    LiFatId,
+    Ttclid,
+}
+
+impl ClickId {
+    pub const ALL: [ClickId; 7] = [
+        ClickId::Gclid,
+        ClickId::Gbraid,
+        ClickId::Wbraid,
+        ClickId::Fbclid,
+        ClickId::Msclkid,
+        ClickId::LiFatId,
+        ClickId::Ttclid,
+    ];
+
+    /// The query parameter's name, which is also its wire key.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClickId::Gclid => "gclid",
+            ClickId::Gbraid => "gbraid",
+            ClickId::Wbraid => "wbraid",
+            ClickId::Fbclid => "fbclid",
+            ClickId::Msclkid => "msclkid",
+            ClickId::LiFatId => "li_fat_id",
+            ClickId::Ttclid => "ttclid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ClickId> {
+        ClickId::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// A search ad's click (Google's three, Microsoft's).
+    fn is_search(self) -> bool {
+        matches!(self, ClickId::Gclid | ClickId::Gbraid | ClickId::Wbraid | ClickId::Msclkid)
+    }
+
+    /// A paid social click. `fbclid` is not one: Meta adds it to organic
+    /// link clicks too.
+    fn is_paid_social(self) -> bool {
+        matches!(self, ClickId::LiFatId | ClickId::Ttclid)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClickId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ClickId::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown click id `{s}`")))
+    }
+}
+
+/// What classification looks at, already extracted from an event
+/// (`event` builds it: this module knows nothing of events).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelInput {
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
-    /// Names of the click ids present (`gclid`, `fbclid`, …).
-    pub click_ids: Vec<String>,
+    /// The click ids present.
+    pub click_ids: Vec<ClickId>,
     pub referrer: Option<String>,
     /// The page's own URL, so a referrer from the same site counts as Direct.
     pub page_url: Option<String>,
     pub declared: Option<Channel>,
-}
-
-impl ChannelInput {
-    pub fn from_event(e: &Event) -> ChannelInput {
-        let ids = &e.context.click_ids;
-        let present = [
-            ("gclid", &ids.gclid),
-            ("gbraid", &ids.gbraid),
-            ("wbraid", &ids.wbraid),
-            ("fbclid", &ids.fbclid),
-            ("msclkid", &ids.msclkid),
-            ("li_fat_id", &ids.li_fat_id),
-            ("ttclid", &ids.ttclid),
-        ];
-        ChannelInput {
-            utm_source: e.context.campaign.utm_source.clone(),
-            utm_medium: e.context.campaign.utm_medium.clone(),
-            utm_campaign: e.context.campaign.utm_campaign.clone(),
-            click_ids: present.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| (*n).to_owned()).collect(),
-            referrer: e.context.page.referrer.clone(),
-            page_url: e.context.page.url.clone(),
-            declared: e.context.channel.clone(),
-        }
-    }
 }
 
 /// A site's override: every given condition must hold (case-insensitive;
@@ -302,11 +337,10 @@ pub fn classify(input: &ChannelInput, rules: &ChannelRules) -> Channel {
     if !source.is_empty() || !medium.is_empty() || !campaign.is_empty() {
         return by_campaign(&source, &medium, &campaign, &input.click_ids);
     }
-    let has = |n: &str| input.click_ids.iter().any(|c| c == n);
-    if has("gclid") || has("gbraid") || has("wbraid") || has("msclkid") {
+    if input.click_ids.iter().any(|c| c.is_search()) {
         return Channel::PaidSearch;
     }
-    if has("li_fat_id") || has("ttclid") {
+    if input.click_ids.iter().any(|c| c.is_paid_social()) {
         return Channel::PaidSocial;
     }
     let Some(host) = referrer_host else {
@@ -331,7 +365,7 @@ pub fn classify(input: &ChannelInput, rules: &ChannelRules) -> Channel {
 }
 
 /// GA4's default channel group rules for a touch that has a campaign.
-fn by_campaign(source: &str, medium: &str, campaign: &str, click_ids: &[String]) -> Channel {
+fn by_campaign(source: &str, medium: &str, campaign: &str, click_ids: &[ClickId]) -> Channel {
     let paid = is_paid_medium(medium);
     let any = |xs: &[&str], s: &str| xs.contains(&s);
     if (source == "(direct)" || source == "direct")
@@ -346,7 +380,7 @@ fn by_campaign(source: &str, medium: &str, campaign: &str, click_ids: &[String])
     if (names(SHOPPING, source) || shop_campaign) && paid {
         return Channel::PaidShopping;
     }
-    let search_click = click_ids.iter().any(|c| matches!(c.as_str(), "gclid" | "gbraid" | "wbraid" | "msclkid"));
+    let search_click = click_ids.iter().any(|c| c.is_search());
     if (names(SEARCH, source) || search_click) && paid {
         return Channel::PaidSearch;
     }

@@ -4,7 +4,7 @@
 //! checks every field against [`Limits`] and names the field and the rule on
 //! rejection. Code inside the system takes `Event`, never raw JSON.
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelInput, ClickId};
 use crate::consent::ConsentStamp;
 use crate::error::ValidationError;
 use crate::text::{cat, int};
@@ -132,43 +132,40 @@ impl Campaign {
     }
 }
 
-/// Ad-platform click ids. Carried only with marketing consent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ClickIds {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gclid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gbraid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wbraid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fbclid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub msclkid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub li_fat_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttclid: Option<String>,
-}
+/// Ad-platform click ids, at most one value each. Carried only with
+/// marketing consent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClickIds([Option<String>; ClickId::ALL.len()]);
 
 impl ClickIds {
-    pub const NAMES: [&'static str; 7] = ["gclid", "gbraid", "wbraid", "fbclid", "msclkid", "li_fat_id", "ttclid"];
-
     pub fn is_empty(&self) -> bool {
-        *self == ClickIds::default()
+        self.0.iter().all(Option::is_none)
     }
 
-    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
-        Some(match name {
-            "gclid" => &mut self.gclid,
-            "gbraid" => &mut self.gbraid,
-            "wbraid" => &mut self.wbraid,
-            "fbclid" => &mut self.fbclid,
-            "msclkid" => &mut self.msclkid,
-            "li_fat_id" => &mut self.li_fat_id,
-            "ttclid" => &mut self.ttclid,
-            _ => return None,
-        })
+    pub fn get(&self, id: ClickId) -> Option<&str> {
+        self.0.get(id as usize).and_then(|v| v.as_deref())
+    }
+
+    pub fn set(&mut self, id: ClickId, value: Option<String>) {
+        if let Some(slot) = self.0.get_mut(id as usize) {
+            *slot = value;
+        }
+    }
+
+    /// The ids present, in [`ClickId::ALL`]'s order.
+    pub fn present(&self) -> impl Iterator<Item = (ClickId, &str)> {
+        ClickId::ALL.into_iter().filter_map(|id| self.get(id).map(|v| (id, v)))
+    }
+}
+
+impl Serialize for ClickIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (id, v) in self.present() {
+            m.serialize_entry(id.name(), v)?;
+        }
+        m.end()
     }
 }
 
@@ -210,13 +207,8 @@ impl Context {
         ] {
             put(&mut campaign, k, v);
         }
-        let k = &self.click_ids;
-        let mut click_ids = Map::new();
-        for (name, v) in
-            ClickIds::NAMES.iter().zip([&k.gclid, &k.gbraid, &k.wbraid, &k.fbclid, &k.msclkid, &k.li_fat_id, &k.ttclid])
-        {
-            put(&mut click_ids, name, v);
-        }
+        let click_ids: Map<String, Value> =
+            self.click_ids.present().map(|(id, v)| (id.name().to_owned(), Value::String(v.to_owned()))).collect();
         for (name, sub) in [("page", page), ("campaign", campaign), ("click_ids", click_ids)] {
             if !sub.is_empty() {
                 m.insert(name.into(), Value::Object(sub));
@@ -544,8 +536,23 @@ impl Event {
     /// Fills `channel` from the event's campaign, click ids, referrer and
     /// declared channel under the site's rules.
     pub fn derive_channel(&mut self, rules: &crate::channel::ChannelRules) {
-        let input = crate::channel::ChannelInput::from_event(self);
+        let input = ChannelInput::from(&*self);
         self.channel = Some(crate::channel::classify(&input, rules));
+    }
+}
+
+impl From<&Event> for ChannelInput {
+    fn from(e: &Event) -> ChannelInput {
+        let c = &e.context;
+        ChannelInput {
+            utm_source: c.campaign.utm_source.clone(),
+            utm_medium: c.campaign.utm_medium.clone(),
+            utm_campaign: c.campaign.utm_campaign.clone(),
+            click_ids: c.click_ids.present().map(|(id, _)| id).collect(),
+            referrer: c.page.referrer.clone(),
+            page_url: c.page.url.clone(),
+            declared: c.channel.clone(),
+        }
     }
 }
 
@@ -706,12 +713,11 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
         };
     }
     if let Some(c) = m.get("click_ids").filter(|c| !c.is_null()) {
-        let c = sub_object(c, "context.click_ids", &ClickIds::NAMES, &[])?;
-        for name in ClickIds::NAMES {
-            let value = str_field(c, name, &cat(&["context.click_ids.", name]), limits.max_id)?;
-            if let Some(slot) = ctx.click_ids.slot(name) {
-                *slot = value.filter(|s| !s.trim().is_empty());
-            }
+        let names = ClickId::ALL.map(ClickId::name);
+        let c = sub_object(c, "context.click_ids", &names, &[])?;
+        for id in ClickId::ALL {
+            let value = str_field(c, id.name(), &cat(&["context.click_ids.", id.name()]), limits.max_id)?;
+            ctx.click_ids.set(id, value.filter(|s| !s.trim().is_empty()));
         }
     }
     ctx.locale = str_field(m, "locale", "context.locale", 35)?;

@@ -31,7 +31,7 @@ pub mod vectors;
 #[cfg(feature = "vectors")]
 extern crate self as microfunnel_core;
 
-pub use channel::{Channel, ChannelInput, ChannelRules};
+pub use channel::{Channel, ChannelInput, ChannelRules, ClickId};
 pub use consent::{Consent, ConsentSignals, Purpose};
 pub use error::ValidationError;
 pub use event::{Event, EventType, Limits};

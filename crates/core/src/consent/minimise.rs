@@ -2,6 +2,7 @@
 
 use super::state::{Consent, Purpose};
 use crate::channel::Channel;
+use crate::channel::ClickId;
 use crate::channel::is_bought_medium;
 use crate::event::{Campaign, ClickIds, Event, EventType};
 use crate::identity::{EMAIL_HASH_TRAIT, email_sha256};
@@ -59,7 +60,7 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
     // (and a paid touch's campaign) go from the query string too.
     let mut rules = policy.sanitise.clone();
     if !marketing {
-        rules.remove.extend(ClickIds::NAMES.iter().map(|n| (*n).to_owned()));
+        rules.remove.extend(ClickId::ALL.iter().map(|c| c.name().to_owned()));
         rules.remove.extend(["dclid", "_gl", "gad_source", "srsltid"].map(String::from));
         if paid_touch {
             rules.remove.extend(UTM_PARAMS.map(String::from));
