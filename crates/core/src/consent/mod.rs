@@ -29,6 +29,6 @@ mod minimise;
 mod signals;
 mod state;
 
-pub use minimise::{Minimised, MinimisePolicy, minimise_with, withdraw};
+pub use minimise::{MinimisePolicy, Minimised, minimise_with, withdraw};
 pub use signals::{ConsentMode, ConsentSignals, ExplicitChoice, GcmValue, TcfSignal, resolve};
 pub use state::{Consent, ConsentStamp, POLICY_VERSION, Purpose};

@@ -195,4 +195,3 @@ pub fn resolve(s: &ConsentSignals) -> Consent {
         policy: POLICY_VERSION,
     }
 }
-

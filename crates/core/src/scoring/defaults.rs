@@ -1,12 +1,10 @@
 //! The default rule set of `docs/scoring.md`, built in Rust so the browser
 //! has it without a TOML parser or a fetch. `crates/core/rules/default.toml`
-//! is the readable copy; a test holds the two equal. Also: rules back to
-//! their JSON document form.
+//! is the readable copy; a test holds the two equal.
 
 use super::glob::Glob;
-use super::rules::{Action, Decay, Frequency, Matcher, Predicate, Rules, Stage, TRAITS, Tier, VelocityRules, assemble};
+use super::rules::{Action, Decay, Frequency, Matcher, Rules, Stage, Tier, VelocityRules, assemble};
 use crate::Timestamp;
-use serde_json::{Map, Value, json};
 
 use Frequency::{OncePerSession as Session, OncePerVisitor as Visitor, PerDay};
 
@@ -41,7 +39,14 @@ const ACTIONS: [(&str, &str, i64, Frequency, &[M]); 21] = [
     ("offline.call_refused", "explicitly refuses a sales call", -25, PerDay(1), &[]),
 ];
 
-pub(crate) fn rules() -> Rules {
+impl Rules {
+    /// The rule set documented in `docs/scoring.md` (`crates/core/rules/default.toml`).
+    pub fn default_rules() -> Rules {
+        rules()
+    }
+}
+
+fn rules() -> Rules {
     let parsed = ACTIONS
         .iter()
         .map(|(id, label, points, frequency, matchers)| {
@@ -92,124 +97,6 @@ pub(crate) fn rules() -> Rules {
         })
         .collect(),
     }
-}
-
-/// The JSON rule document of `rules` (labels kept, defaults written out).
-pub(crate) fn to_json(rules: &Rules) -> Value {
-    let mut channels: Map<String, Value> = Map::new();
-    for (index, a) in rules.actions.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let mut matchers = Vec::new();
-        for (name, i) in &rules.by_event {
-            if *i == index {
-                matchers.push(json!({ "event": name }));
-            }
-        }
-        for (g, i) in &rules.pages {
-            if *i == index {
-                matchers.push(json!({ "page": g.pattern() }));
-            }
-        }
-        for (el, i) in &rules.by_element {
-            if *i == index {
-                matchers.push(json!({ "element": el }));
-            }
-        }
-        let frequency = match a.frequency {
-            Frequency::OncePerVisitor => json!("once_per_visitor"),
-            Frequency::OncePerSession => json!("once_per_session"),
-            Frequency::Unlimited => json!("unlimited"),
-            Frequency::PerDay(n) => json!({ "per_day": n }),
-        };
-        let mut body = Map::new();
-        body.insert("points".into(), json!(a.points));
-        body.insert("frequency".into(), frequency);
-        if !matchers.is_empty() {
-            body.insert("match".into(), Value::Array(matchers));
-        }
-        if let Some(label) = &a.label {
-            body.insert("label".into(), json!(label));
-        }
-        let (channel, name) = a.id.split_once('.').unwrap_or((a.id.as_str(), ""));
-        if let Value::Object(c) = channels.entry(channel).or_insert_with(|| json!({})) {
-            c.insert(name.to_owned(), Value::Object(body));
-        }
-    }
-    let mut fit = Map::new();
-    for r in &rules.fit {
-        let mut body = Map::new();
-        body.insert("trait".into(), json!(TRAITS.get(r.trait_index).copied().unwrap_or("")));
-        match &r.predicate {
-            Predicate::In(list) => {
-                body.insert("in".into(), json!(list));
-            }
-            Predicate::NotIn(list) => {
-                body.insert("not_in".into(), json!(list));
-            }
-            Predicate::Range { min, max } => {
-                if let Some(min) = min {
-                    body.insert("min".into(), json!(min));
-                }
-                if let Some(max) = max {
-                    body.insert("max".into(), json!(max));
-                }
-            }
-        }
-        body.insert("points".into(), json!(r.points));
-        if let Some(label) = &r.label {
-            body.insert("label".into(), json!(label));
-        }
-        fit.insert(r.id.clone(), Value::Object(body));
-    }
-    let decay = match rules.decay {
-        Decay::None => json!({ "kind": "none" }),
-        Decay::Linear { points_milli, period_ms } => json!({
-            "kind": "linear",
-            "points": points_milli / 1000,
-            "period_days": period_ms / Timestamp::MILLIS_PER_DAY,
-        }),
-        Decay::Exponential { half_life_ms } => json!({
-            "kind": "exponential",
-            "half_life_days": half_life_ms / Timestamp::MILLIS_PER_DAY,
-        }),
-    };
-    let tiers: Map<String, Value> = rules.tiers.iter().map(|t| (t.id.clone(), json!(t.min))).collect();
-    let v = rules.velocity;
-    let stages: Vec<Value> = rules
-        .stages
-        .iter()
-        .map(|s| {
-            let mut m = Map::new();
-            m.insert("id".into(), json!(s.id));
-            m.insert("label".into(), json!(s.label));
-            if let Some(min) = s.min_score {
-                m.insert("min_score".into(), json!(min));
-            }
-            if s.any_conversion {
-                m.insert("any_conversion".into(), json!(true));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let mut doc = json!({
-        "version": rules.version,
-        "session_timeout_minutes": rules.session_timeout_ms / 60_000,
-        "decay": decay,
-        "velocity": {
-            "factor": v.factor_milli as f64 / 1000.0,
-            "baseline_days": v.baseline_days,
-            "min_points": v.min_points,
-        },
-        "tiers": tiers,
-        "actions": channels,
-        "fit": fit,
-    });
-    if !stages.is_empty()
-        && let Value::Object(m) = &mut doc
-    {
-        m.insert("stages".into(), Value::Array(stages));
-    }
-    doc
 }
 
 #[cfg(test)]

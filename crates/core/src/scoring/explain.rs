@@ -2,9 +2,9 @@
 //! returns exactly this): totals, every driver in fold order, velocity, and
 //! what would move the tier.
 
-use super::engine::{IgnoreReason, Points, RawDriver, State, allows, decayed};
 use super::rules::{Decay, Rules, TRAITS};
 use super::stages::{ConversionStages, StageChange};
+use super::state::{IgnoreReason, Points, RawDriver, State, allows, decayed};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -74,18 +74,21 @@
 
 mod compact;
 mod defaults;
+mod document;
 mod engine;
 mod explain;
 mod glob;
 mod rules;
 mod stages;
+mod state;
 #[cfg(feature = "toml")]
 mod toml_source;
 
-pub use engine::{ELEMENT_PROPERTY, IgnoreReason, Points, Scorer, Snapshot, TierChange, evaluate, evaluate_with};
+pub use engine::{ELEMENT_PROPERTY, Scorer, Snapshot, TierChange, evaluate, evaluate_with};
 pub use explain::{Driver, Fall, Hint, Lift, Score, TopDriver, Velocity};
 pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules, Stage, is_stage_id};
 pub use stages::{ConversionStages, FromPrevious, StageCause, StageChange, StageRow, funnel as stage_funnel};
+pub use state::{IgnoreReason, Points};
 
 /// A stable insertion sort for the short lists of a rule set (≤ 200 items):
 /// far less code than the standard sorts, each of which is instantiated

@@ -1,8 +1,8 @@
 //! Lifecycle stages in the fold: which conversions enter which stage, and
 //! the stage changes the fold records (forward only; see `scoring`'s docs).
 
-use super::engine::Points;
 use super::rules::Rules;
+use super::state::{Points, RawCause, RawStageChange};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 
@@ -62,23 +62,6 @@ impl ConversionStages {
     pub(crate) fn name(&self, index: u16) -> &str {
         self.by_event.get(usize::from(index)).map_or("", |(k, _)| k.as_str())
     }
-}
-
-/// What moved a visitor into a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RawCause {
-    /// The total (milli-points) right after the entry that reached it.
-    Score(i64),
-    /// The conversion, by its position in [`ConversionStages`].
-    Conversion(u16),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawStageChange {
-    pub(crate) at: Timestamp,
-    pub(crate) from: Option<u8>,
-    pub(crate) to: u8,
-    pub(crate) by: RawCause,
 }
 
 /// A move to a later stage, caused by one event.
