@@ -25,6 +25,7 @@
 //! `path;total_conversions;total_conversion_value;total_null`, sorted by
 //! path.
 
+use microfunnel_core::attribution::JourneyPath;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ pub fn generate(journeys: u64, seed: u64, out: &Path) -> Result<usize, String> {
         .into_iter()
         .map(|(p, v)| {
             let names: Vec<&str> = p.iter().map(|&c| CHANNELS.get(c as usize).copied().unwrap_or("?")).collect();
-            (names.join(" > "), v)
+            (JourneyPath::of(names).to_string(), v)
         })
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));

@@ -361,7 +361,7 @@ fn values(state: &std::path::Path, sql: &str) -> Result<Vec<f64>, String> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    microfunnel_core::attribution::metrics::percentile(sorted, p).unwrap_or(0.0)
+    microfunnel_core::attribution::percentile(sorted, p).unwrap_or(0.0)
 }
 
 fn random_hex() -> String {

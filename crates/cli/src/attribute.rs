@@ -23,8 +23,7 @@
 //! (the header is row 1) and the process exits non-zero.
 
 use microfunnel_core::Timestamp;
-use microfunnel_core::attribution::markov::{self, MarkovOptions, MarkovResult};
-use microfunnel_core::attribution::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
+use microfunnel_core::attribution::{MarkovOptions, MarkovResult, SetCounts, ShapleyGame, ShapleyOptions, fit_markov};
 use microfunnel_core::attribution::{Model, PathTable, Touch, table_totals};
 use microfunnel_core::conversion::{self, Crediting, Definitions, Recorded, credit_on};
 use serde::Deserialize;
@@ -459,7 +458,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         match *name {
             "markov" => {
                 let opts = MarkovOptions { order: args.order, min_journeys: args.min_journeys };
-                let r = markov::fit(&loaded.table, &opts).map_err(|e| format!("markov: {e}"))?;
+                let r = fit_markov(&loaded.table, &opts).map_err(|e| format!("markov: {e}"))?;
                 columns.push(from_named(
                     "markov",
                     &loaded,

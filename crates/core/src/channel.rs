@@ -100,11 +100,6 @@ impl Channel {
                 | Channel::Affiliates
         )
     }
-
-    /// "Direct" carries no information for last-non-direct attribution.
-    pub fn is_direct(&self) -> bool {
-        *self == Channel::Direct
-    }
 }
 
 impl std::fmt::Display for Channel {

@@ -3,10 +3,9 @@
 //! they ignore, and the exact Markov solution against an independent
 //! computation (fixed-point iteration on the "visited c" product chain).
 
-use microfunnel_core::attribution::markov::{self, MarkovOptions};
-use microfunnel_core::attribution::shapley::{SetCounts, ShapleyOptions};
 use microfunnel_core::attribution::{
-    Conversion, Model, PathTable, PositionWeights, Touch, attribute, money, table_totals,
+    Conversion, MarkovOptions, Model, PathTable, PositionWeights, SetCounts, ShapleyOptions, Touch, attribute,
+    fit_markov, split_minor, table_totals,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -51,7 +50,7 @@ proptest! {
     #[test]
     fn split_is_exact_and_fair(total in -1_000_000_000_i64..1_000_000_000, w in prop::collection::vec(0.0..100.0_f64, 1..10)) {
         prop_assume!(w.iter().any(|x| *x > 0.0));
-        let parts = money::split(total, &w).unwrap();
+        let parts = split_minor(total, &w).unwrap();
         prop_assert_eq!(parts.iter().sum::<i64>(), total);
         let sum: f64 = w.iter().sum();
         for (p, x) in parts.iter().zip(&w) {
@@ -135,7 +134,7 @@ proptest! {
         let mut rev = rows.clone();
         rev.reverse();
         let b = build(&rev, |i| format!("x{}", NAMES[i]));
-        let (ma, mb) = (markov::fit(&a, &MarkovOptions::default()).unwrap(), markov::fit(&b, &MarkovOptions::default()).unwrap());
+        let (ma, mb) = (fit_markov(&a, &MarkovOptions::default()).unwrap(), fit_markov(&b, &MarkovOptions::default()).unwrap());
         prop_assert!(close(ma.p_conversion, mb.p_conversion));
         let sum: f64 = ma.channels.iter().map(|c| c.conversions).sum();
         prop_assert!(close(sum, a.total_conversions()));
@@ -162,7 +161,7 @@ proptest! {
     fn markov_matches_independent_computation(rows in rows()) {
         prop_assume!(rows.iter().any(|r| r.1 > 0));
         let t = build(&rows, |i| NAMES[i].to_owned());
-        let m = markov::fit(&t, &MarkovOptions::default()).unwrap();
+        let m = fit_markov(&t, &MarkovOptions::default()).unwrap();
         let (p, visit) = independent(&t);
         prop_assert!(close(m.p_conversion, p), "{} vs {}", m.p_conversion, p);
         for c in &m.channels {

@@ -10,13 +10,12 @@
 use crate::errors::ApiResult;
 use crate::ingest::Source;
 use crate::sites::{js_num, now_ms};
-use microfunnel_core::attribution::{Conversion, Model, PositionWeights, Touch, attribute};
+use microfunnel_core::attribution::{Conversion, JourneyPath, Model, PositionWeights, Touch, attribute};
 use microfunnel_core::conversion::{self, Crediting, Definition, Recorded, Sender, credit_on};
 use microfunnel_core::{Event, Timestamp};
 use serde_json::{Value, json};
 use worker::{Env, wasm_bindgen::JsValue};
 
-pub const PATH_SEPARATOR: &str = " > ";
 /// The pseudo-channel of credit no touch could take (empty journey).
 pub const UNATTRIBUTED: &str = "(unattributed)";
 
@@ -130,7 +129,7 @@ pub fn compute(
             Err(e) => errors.push(format!("{}: {e}", model.name())),
         }
     }
-    let path = journey.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>().join(PATH_SEPARATOR);
+    let path = JourneyPath::of(journey.iter().map(|t| t.channel.as_str())).to_string();
     let pending = Pending {
         message_id: event.message_id.to_string(),
         visitor: visitor.to_owned(),

@@ -10,9 +10,9 @@ use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::{Site, js_num};
 use microfunnel_core::Timestamp;
 use microfunnel_core::attribution::PathTable;
-use microfunnel_core::attribution::markov::{self, MarkovOptions};
-use microfunnel_core::attribution::metrics::{self, AqsInputs, Kpi, KpiInput};
-use microfunnel_core::attribution::shapley::{SetCounts, ShapleyOptions};
+use microfunnel_core::attribution::{
+    AqsInputs, JourneyPath, Kpi, KpiInput, MarkovOptions, SetCounts, ShapleyOptions, aqs, fit_markov, kpi, percentile,
+};
 use microfunnel_core::scoring::Snapshot;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -185,10 +185,11 @@ async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     };
     let mut table = PathTable::new();
     for p in paths {
-        let steps: Vec<&str> = p.path.split(crate::conversions::PATH_SEPARATOR).collect();
+        let path = JourneyPath::parse(&p.path);
+        let steps: Vec<&str> = path.steps().collect();
         let _ = table.push_names(&steps, p.conversions, p.value_minor, p.nulls, None);
     }
-    let markov = markov::fit(&table, &MarkovOptions::default());
+    let markov = fit_markov(&table, &MarkovOptions::default());
     let shapley = SetCounts::from_table(&table).shapley(&table.channels, &ShapleyOptions::default());
     if q.csv {
         let mut out: Vec<Vec<Value>> = rows
@@ -368,7 +369,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         entry(&mut channels, r.get("channel").and_then(Value::as_str).unwrap_or("Unassigned")).spend =
             Some(num(&r, "spend_minor"));
     }
-    let per_channel: Vec<Kpi> = channels.values().map(metrics::kpi).collect();
+    let per_channel: Vec<Kpi> = channels.values().map(kpi).collect();
 
     let engaged = num(&first(8)?, "n");
     let qualified = num(&first(9)?, "n");
@@ -396,15 +397,15 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     for r in rows_of(&results, 10)? {
         inputs.conversions += 1;
         inputs.identified_conversions += u64::from(num(&r, "identified") > 0.0);
-        for step in r.get("path").and_then(Value::as_str).unwrap_or("").split(crate::conversions::PATH_SEPARATOR) {
-            if !step.is_empty() {
+        for step in JourneyPath::parse(r.get("path").and_then(Value::as_str).unwrap_or("")).steps() {
+            {
                 inputs.touches += 1;
                 inputs.classified_touches += u64::from(step != "Unassigned");
             }
         }
     }
     inputs.consistent_touches = inputs.touches;
-    let aqs = metrics::aqs(&inputs);
+    let aqs = aqs(&inputs);
     let currency = q.site.config.conversions.currency();
 
     let body = json!({
@@ -417,7 +418,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
         "conversions": conv.get("conversions"),
         "value_minor": conv.get("value_minor"),
         "conversion_rate": if n_visitors > 0.0 { n_conv / n_visitors } else { 0.0 },
-        "tta_ms": {"p50": metrics::percentile(&tta, 50.0), "p99": metrics::percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
+        "tta_ms": {"p50": percentile(&tta, 50.0), "p99": percentile(&tta, 99.0), "max": tta.last(), "n": tta.len()},
         "tiers": tiers,
         // The currency values are in, and how many digits its minor units have.
         "currency": currency.map(|c| c.code()),

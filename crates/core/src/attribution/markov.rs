@@ -28,6 +28,7 @@
 
 use super::AttributionError;
 use super::journey::{ChannelId, Interner, PathTable};
+use super::path::JourneyPath;
 use std::collections::HashMap;
 
 /// Dense solve up to this many transient states.
@@ -312,10 +313,7 @@ impl MarkovCounts {
         if s == 0 {
             return "(start)".into();
         }
-        self.keys
-            .get(s)
-            .map(|k| k.iter().map(|c| channels.name(*c)).collect::<Vec<_>>().join(" > "))
-            .unwrap_or_default()
+        self.keys.get(s).map(|k| JourneyPath::of(k.iter().map(|c| channels.name(*c))).to_string()).unwrap_or_default()
     }
 
     fn transitions(&self, channels: &Interner, totals: &[f64]) -> Vec<Transition> {

@@ -41,11 +41,6 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     sorted.get(rank.min(sorted.len()) - 1).copied()
 }
 
-/// Attribution Velocity Rate: conversions attributed per second over a window.
-pub fn avr(conversions: u64, window_ms: i64) -> Option<f64> {
-    (window_ms > 0).then(|| conversions as f64 * 1000.0 / window_ms as f64)
-}
-
 /// What the Attribution Quality Score is computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,28 +8,33 @@
 //! Two shapes of input:
 //! - **one conversion** ([`attribute`]): a visitor's touches and the
 //!   conversion's value in integer minor units; credits are integers that sum
-//!   exactly to the value ([`money`] documents the remainder rule);
+//!   exactly to the value ([`split_minor`] documents the remainder rule);
 //! - **a path table** ([`PathTable`]): ChannelAttribution's aggregate shape
 //!   (`path`, `total_conversions`, `total_conversion_value`, `total_null`),
-//!   attributed in `f64` by the heuristic models ([`heuristic::table_totals`]),
-//!   the exact Markov removal-effect model ([`markov`]) and Shapley
-//!   ([`shapley`]).
+//!   attributed in `f64` by the heuristic models ([`table_totals`]),
+//!   the exact Markov removal-effect model ([`fit_markov`]) and Shapley
+//!   ([`SetCounts::shapley`]).
 //!
 //! Channels are arbitrary strings interned to `u32` ids ([`Interner`]); every
 //! output lists channels sorted by name (byte order).
 
-pub mod heuristic;
-pub mod journey;
-pub mod markov;
-pub mod metrics;
-pub mod money;
-pub mod shapley;
-pub mod timeline;
+mod heuristic;
+mod journey;
+mod markov;
+mod metrics;
+mod money;
+mod path;
+mod shapley;
+mod timeline;
 
 pub use heuristic::{Model, PositionWeights, attribute, table_totals};
 pub use journey::{ChannelId, Conversion, Credit, Credits, Interner, PathRow, PathTable, Touch};
-pub use markov::{MarkovCounts, MarkovOptions, MarkovResult};
-pub use shapley::{ShapleyGame, ShapleyOptions, ShapleyResult};
+pub use markov::{MarkovChannel, MarkovCounts, MarkovOptions, MarkovResult, Transition, fit as fit_markov};
+pub use metrics::{Aqs, AqsInputs, Icv, Kpi, KpiInput, TtaStats, aqs, icv, kpi, percentile};
+pub use money::split as split_minor;
+pub use path::JourneyPath;
+pub use shapley::{SetCounts, ShapleyChannel, ShapleyGame, ShapleyOptions, ShapleyResult};
+pub use timeline::{Kind, SessionStep, Step, Timeline, TouchStep, session_step, touch_step};
 
 use std::fmt;
 

@@ -1,12 +1,10 @@
 //! Golden-vector suites for attribution (`attribution.*`).
 
 use super::field;
-use microfunnel_core::attribution::markov::{self, MarkovOptions};
-use microfunnel_core::attribution::metrics::{self, AqsInputs, KpiInput, TtaStats};
-use microfunnel_core::attribution::shapley::{SetCounts, ShapleyGame, ShapleyOptions};
-use microfunnel_core::attribution::timeline::{Kind, Timeline};
 use microfunnel_core::attribution::{
-    Conversion, Model, PathTable, PositionWeights, Touch, attribute, money, table_totals,
+    AqsInputs, Conversion, JourneyPath, Kind, KpiInput, MarkovOptions, Model, PathTable, PositionWeights, SetCounts,
+    ShapleyGame, ShapleyOptions, Timeline, Touch, TtaStats, aqs, attribute, fit_markov, icv, kpi, split_minor,
+    table_totals,
 };
 use microfunnel_core::timestamp::Timestamp;
 use serde::Deserialize;
@@ -44,7 +42,8 @@ fn table(input: &Value) -> Result<PathTable, Value> {
     let rows: Vec<PathIn> = field(input, "paths")?;
     let mut t = PathTable::new();
     for (i, r) in rows.into_iter().enumerate() {
-        let names: Vec<&str> = r.path.split('>').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let path = JourneyPath::parse(&r.path);
+        let names: Vec<&str> = path.steps().collect();
         t.push_names(&names, r.conversions, r.value, r.nulls, r.ages_h)
             .map_err(|e| json!(format!("paths[{i}]: {e}")))?;
     }
@@ -56,7 +55,7 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
         "attribution.split" => {
             let total: i64 = field(input, "value_minor")?;
             let weights: Vec<f64> = field(input, "weights")?;
-            money::split(total, &weights).map(|v| json!(v)).map_err(err)
+            split_minor(total, &weights).map(|v| json!(v)).map_err(err)
         }
         "attribution.conversion" => {
             let m = model(input)?;
@@ -94,7 +93,7 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
             let order: Option<usize> = field(input, "order")?;
             let min: Option<f64> = field(input, "min_journeys")?;
             let opts = MarkovOptions { order: order.unwrap_or(1), min_journeys: min.unwrap_or(0.0) };
-            let r = markov::fit(&t, &opts).map_err(err)?;
+            let r = fit_markov(&t, &opts).map_err(err)?;
             Ok(json!({ "p_conversion": r.p_conversion, "channels": r.channels }))
         }
         "attribution.shapley" => {
@@ -172,10 +171,10 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
         "attribution.metrics" => {
             if let Some(x) = input.get("aqs") {
                 let a: AqsInputs = serde_json::from_value(x.clone()).map_err(err)?;
-                Ok(json!(metrics::aqs(&a)))
+                Ok(json!(aqs(&a)))
             } else if let Some(x) = input.get("kpi") {
                 let k: KpiInput = serde_json::from_value(x.clone()).map_err(err)?;
-                Ok(json!(metrics::kpi(&k)))
+                Ok(json!(kpi(&k)))
             } else if let Some(x) = input.get("tta") {
                 let pairs: Vec<(i64, i64)> = serde_json::from_value(x.clone()).map_err(err)?;
                 let mut s = TtaStats::default();
@@ -185,8 +184,8 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
                 Ok(json!({"stats": s, "mean_ms": s.mean_ms()}))
             } else if let Some(x) = input.get("icv") {
                 let t = table(x)?;
-                let r = markov::fit(&t, &MarkovOptions::default()).map_err(err)?;
-                Ok(json!(metrics::icv(&r)))
+                let r = fit_markov(&t, &MarkovOptions::default()).map_err(err)?;
+                Ok(json!(icv(&r)))
             } else {
                 Err(json!("metrics vector needs `aqs`, `kpi`, `tta` or `icv`"))
             }

@@ -11,6 +11,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::sites::now_ms;
 use crate::webhooks;
 use microfunnel_core::Timestamp;
+use microfunnel_core::attribution::JourneyPath;
 use microfunnel_core::conversion::Definitions;
 use microfunnel_core::scoring::{ConversionStages, Rules, Scorer};
 use serde::Serialize;
@@ -190,7 +191,7 @@ impl Visitor {
             if let Some(last) = touches.iter().map(|t| t.ts as i64).max() {
                 store.close_journey_at(last)?;
             }
-            let path = touches.iter().map(|t| t.channel.as_str()).collect::<Vec<_>>().join(conversions::PATH_SEPARATOR);
+            let path = JourneyPath::of(touches.iter().map(|t| t.channel.as_str())).to_string();
             conversions::store_null(&self.env, &site, &path).await?;
         }
         self.schedule().await

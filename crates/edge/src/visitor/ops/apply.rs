@@ -12,7 +12,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::ingest::Source;
 use crate::webhooks;
 use microfunnel_core::attribution::Touch;
-use microfunnel_core::attribution::timeline::{self, Kind, SessionStep, TouchStep};
+use microfunnel_core::attribution::{self as timeline, Kind, SessionStep, TouchStep};
 use microfunnel_core::conversion::{Definition, Definitions};
 use microfunnel_core::scoring::{Score, Snapshot};
 use microfunnel_core::{Event, EventType, Timestamp, consent};
@@ -200,7 +200,7 @@ fn conversion_def<'a>(defs: &'a Definitions, e: &Event) -> Option<&'a Definition
 }
 
 /// Journey: the core's timeline says whether the event is a new touch of
-/// the open journey (`timeline::touch_step`).
+/// the open journey (`attribution::touch_step`).
 fn journey_step(store: &Store, event: &Event, session: SessionStep) -> ApiResult<()> {
     let kind = if event.context.channel.is_some() {
         Kind::Declared
@@ -227,7 +227,7 @@ fn journey_step(store: &Store, event: &Event, session: SessionStep) -> ApiResult
 }
 
 /// Sessions: the core's timeline says whether the event extends the latest
-/// session that started before it (`timeline::session_step`, by the rules'
+/// session that started before it (`attribution::session_step`, by the rules'
 /// session timeout); answers the session's id and the step.
 fn session_step(store: &Store, event: &Event, timeout_ms: i64) -> ApiResult<(String, SessionStep)> {
     let ts = event.timestamp.millis();
