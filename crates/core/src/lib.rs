@@ -6,8 +6,9 @@
 //! randomness), or depend on a platform crate (`wasm-bindgen`, `web-sys`,
 //! `js-sys`, `worker`). Time and ids are passed in by the caller, so every
 //! function here is deterministic and runs identically natively, in wasm in a
-//! browser, and in workerd. A test (`tests/boundaries.rs`) enforces the
-//! dependency rule by reading `cargo metadata`.
+//! browser, and in workerd. `tests/boundaries.rs` enforces the dependency
+//! rule (from `cargo metadata`) and that no two modules import each other,
+//! directly or through others.
 
 pub mod attribution;
 pub mod channel;

@@ -1,7 +1,10 @@
 //! Architecture invariants of `microfunnel-core`, enforced:
 //! 1. it depends on no platform crate (read from `cargo metadata`'s resolved
 //!    graph, for every target platform);
-//! 2. its source performs no I/O and reads no clock or randomness.
+//! 2. its source performs no I/O and reads no clock or randomness;
+//! 3. its modules import each other without a cycle;
+//! 4. DEVELOPERS.md lists what each workspace crate really depends on, and
+//!    ARCHITECTURE.md keeps its paragraphs short.
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -434,4 +437,64 @@ fn the_cycle_finder_finds_cycles_and_resolves_reexports() {
             vec!["crate".to_owned(), "a".into(), "c".into()],
         ]
     );
+}
+
+/// DEVELOPERS.md's "Dependencies per crate" names exactly what each
+/// workspace crate's manifest pulls in.
+#[test]
+fn developers_md_lists_each_crates_real_dependencies() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let mut actual = std::collections::BTreeMap::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let names = |kind: Option<&str>| -> BTreeSet<String> {
+            p["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["kind"].as_str() == kind)
+                .map(|d| d["name"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        actual.insert(p["name"].as_str().unwrap_or("").to_owned(), (names(None), names(Some("dev"))));
+    }
+    let text = std::fs::read_to_string(root.join("DEVELOPERS.md")).expect("DEVELOPERS.md");
+    let section =
+        text.split("## Dependencies per crate").nth(1).expect("the section").split("\n## ").next().unwrap_or("");
+    let mut listed = std::collections::BTreeMap::new();
+    for line in section.lines().filter_map(|l| l.strip_prefix("- `")) {
+        let (name, rest) = line.split_once("`:").expect("- `crate`: deps");
+        let (normal, dev) = rest.split_once("— [dev]").unwrap_or((rest, ""));
+        // A name is the first word of each comma-separated item (notes follow it).
+        let parse = |s: &str| -> BTreeSet<String> {
+            s.split(',').filter_map(|i| i.split_whitespace().next()).map(str::to_owned).collect()
+        };
+        listed.insert(name.to_owned(), (parse(normal), parse(dev)));
+    }
+    assert_eq!(listed, actual, "DEVELOPERS.md's dependency list against cargo metadata (listed, actual)");
+}
+
+/// ARCHITECTURE.md stays a map, not a changelog: no paragraph or list item
+/// over 600 characters.
+#[test]
+fn architecture_md_paragraphs_stay_short() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut long = Vec::new();
+    let mut fenced = false;
+    for (n, line) in text.lines().enumerate() {
+        fenced ^= line.starts_with("```");
+        let chars = line.chars().count();
+        if !fenced && chars > 600 {
+            long.push(format!("line {}: {chars} characters", n + 1));
+        }
+    }
+    assert!(long.is_empty(), "ARCHITECTURE.md paragraphs over 600 characters: {long:?}");
 }
