@@ -305,6 +305,8 @@ test('the CTA switches from educational to action once the score crosses a tier'
   assert.equal(await tier, 'warm');
   assert.equal(await page.locator('main > p.ctas a[data-mf-tier="cold"]').isVisible(), false);
   assert.equal(await page.locator('main > p.ctas a[data-mf-tier~="warm"]').isVisible(), true);
+  // The demo site's own variant for its action CTA in that tier (migrations/seed/demo.sql).
+  assert.equal(await page.locator('main > p.ctas a[data-mf-cta="primary-action"]').textContent(), 'Réserver un premier appel');
   const score = await page.evaluate(() => mf('score'));
   assert.equal(score.tier, 'warm');
   assert.ok(score.drivers.some((d) => d.action === 'web.buy_click'));
@@ -492,7 +494,7 @@ test('site config cached on the device: used before the network answers, revalid
   await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
   const cached = JSON.parse(await page.evaluate(() => localStorage.getItem('mf_demo_cfg')));
   assert.match(cached.e, /^"[0-9a-f]{32}"$/);
-  assert.deepEqual(Object.keys(cached.c).sort(), ['cta', 'rules_compact', 'rules_version']);
+  assert.deepEqual(Object.keys(cached.c).sort(), ['consent', 'cta', 'rules_compact', 'rules_version']);
   assert.deepEqual(seen, [null]);
 
   // Next page: the config answers only after 3 s; the cached variant shows before that.
@@ -509,6 +511,24 @@ test('site config cached on the device: used before the network answers, revalid
   // Withdrawal clears the cached config with the rest of our storage.
   await page.evaluate(() => mf('consent', { personalization: false }));
   assert.deepEqual(await stored(context, page), nothingStored);
+  await context.close();
+});
+
+test("the site's own URL parameters to remove are cut on the device, before the event leaves", async () => {
+  const { context, page, batches } = await open();
+  await context.route('**/v1/sites/demo/config', async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    body.consent.sanitise = { remove: ['dossier'], keep: [] };
+    await route.fulfill({ response: res, body: JSON.stringify(body) });
+  });
+  await goto(page, base + '/demo/');
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: true }));
+  await until(() => page.evaluate(() => localStorage.getItem('mf_demo_cfg') !== null));
+  await page.evaluate(() => history.pushState({}, '', '/demo/?dossier=4521&onglet=2'));
+  await until(() => events(batches).some((e) => e.type === 'page' && (e.context.page.url ?? '').includes('onglet=2')));
+  const view = events(batches).find((e) => e.type === 'page' && (e.context.page.url ?? '').includes('onglet=2'));
+  assert.equal(view.context.page.url, origin + '/demo/?onglet=2', 'as sent by the browser, before the collector');
   await context.close();
 });
 

@@ -279,8 +279,8 @@ test('sites: admin token required; validated; ids unique', async () => {
 
 test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304 and cache headers', async () => {
   const site = await createSite({
-    cta: { hot: { text: 'Call us now' } },
-    consent: { cookieless_pageviews: true },
+    cta: { primary: { hot: { text: 'Call us now', href: '/call' } } },
+    consent: { cookieless_pageviews: true, sanitise: { remove: ['dossier'] } },
     channels: { internal_hosts: ['intranet.secret-host.example'] },
   });
   const res = await fetch(`${base}/v1/sites/${site.id}/config`, { headers: { origin: ORIGIN } });
@@ -292,9 +292,12 @@ test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304
   assert.equal(typeof body.rules_compact, 'object');
   // Only what the module needs: no rule labels, channel overrides or conversion definitions.
   assert.deepEqual(Object.keys(body).sort(), ['consent', 'cta', 'rules_compact', 'rules_version', 'site']);
-  assert.deepEqual(body.cta, { hot: { text: 'Call us now' } });
-  assert.equal(body.consent.cookieless_pageviews, true);
-  assert.equal(body.consent.policy_version, 1);
+  assert.deepEqual(body.cta, { primary: { hot: { text: 'Call us now', href: '/call' } } });
+  // The module applies the site's URL removals itself; DNT is the script tag's (`script_tag`, below).
+  assert.deepEqual(body.consent, { policy_version: 1, sanitise: { remove: ['dossier'], keep: [] } });
+  const admin_view = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
+  assert.equal(admin_view.config.consent.cookieless_pageviews, true);
+  assert.equal(admin_view.script_tag, `<script async src="${base}/mf.js" data-site="${site.id}" data-respect-dnt></script>`);
   const etag = res.headers.get('etag');
   assert.match(etag, /^"[0-9a-f]{32}"$/);
   assert.match(res.headers.get('cache-control'), /max-age=\d+/);
@@ -309,7 +312,7 @@ test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304
 });
 
 test('PATCH /v1/sites/{site}: origins, rules and CTAs change, validated as at creation; a bad update changes nothing', async () => {
-  const site = await createSite({ cta: { cold: { text: 'Read our guides' } } });
+  const site = await createSite({ cta: { primary: { cold: { text: 'Read our guides' } } } });
   const config = async () => {
     const res = await fetch(`${base}/v1/sites/${site.id}/config`);
     return { etag: res.headers.get('etag'), body: await res.json() };
@@ -329,18 +332,22 @@ test('PATCH /v1/sites/{site}: origins, rules and CTAs change, validated as at cr
   const badRules = await patch({ rules: { version: 'broken' }, origins: ['https://new.example'] });
   assert.equal(badRules.status, 400);
   assert.equal((await badRules.json()).error.code, 'invalid_config');
+  // CTA variants keyed by tier alone (no CTA name) are refused, naming the field.
+  const flat = await expectError(await patch({ cta: { cold: { text: 'Lire nos guides' } } }), 400, 'invalid_config');
+  assert.match(flat.error.message, /^cta\.cold\.text: unknown tier/);
   assert.deepEqual(await config(), before, 'a refused update changes nothing');
 
   const { effective_rules } = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
   const rules = { ...effective_rules, version: 'cabinet-v2' };
-  const ok = await patch({ origins: ['https://new.example'], rules, cta: { cold: { text: 'Lire nos guides' } } });
+  const ok = await patch({ origins: ['https://new.example'], rules, cta: { primary: { cold: { text: 'Lire nos guides' } } }, consent: { respect_dnt: false } });
   const updated = await ok.json();
   assert.equal(ok.status, 200, JSON.stringify(updated));
   assert.deepEqual(updated.origins, ['https://new.example']);
   assert.equal(updated.server_key, undefined, 'keys are never answered again');
   const after = await config();
   assert.equal(after.body.rules_version, 'cabinet-v2');
-  assert.deepEqual(after.body.cta, { cold: { text: 'Lire nos guides' } });
+  assert.deepEqual(after.body.cta, { primary: { cold: { text: 'Lire nos guides' } } });
+  assert.equal(updated.script_tag.includes('data-respect-dnt'), false, 'the script tag follows the site setting');
   assert.notEqual(after.etag, before.etag, 'the browser revalidates to the new config');
 
   const batch = [page(randomUUID())];

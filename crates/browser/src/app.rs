@@ -8,6 +8,7 @@ use crate::{conv, js, transport};
 use microfunnel_core::consent::{self, Consent, ConsentMode, ExplicitChoice, MinimisePolicy, Purpose, TcfSignal};
 use microfunnel_core::event::MessageId;
 use microfunnel_core::scoring::{Rules, Scorer};
+use microfunnel_core::url::SanitiseRules;
 use microfunnel_core::{ConsentSignals, Event, Limits, Timestamp};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -46,6 +47,9 @@ pub struct App {
     pub ledger: Vec<String>,
     pub tier: Option<String>,
     pub cta: Value,
+    /// The site's minimisation choices (its extra URL parameters to remove),
+    /// from its config: applied before an event leaves the device.
+    pub policy: MinimisePolicy,
     pub config_version: Option<String>,
     pub tier_cbs: Vec<js_sys::Function>,
     pub out: transport::Outbox,
@@ -103,6 +107,7 @@ pub fn init(cfg: &JsValue) {
         ledger: Vec::new(),
         tier: None,
         cta: Value::Null,
+        policy: MinimisePolicy::default(),
         config_version: None,
         tier_cbs: Vec::new(),
         out: transport::Outbox::default(),
@@ -382,7 +387,7 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     if app.consent.allows(Purpose::Personalization) {
         score(app, &event, true, fx);
     }
-    let out = consent::minimise_with(event, &app.consent, &MinimisePolicy::default());
+    let out = consent::minimise_with(event, &app.consent, &app.policy);
     if let Some(ev) = out.event
         && let Some(text) = js::stringify(&conv::to_js(&ev.to_json()))
     {
@@ -471,7 +476,8 @@ pub fn explain(app: &App) -> JsValue {
     conv::to_js(&app.scorer.score(now).to_json())
 }
 
-/// The site config from the collector: {rules_version?, rules_compact?, cta?}
+/// The site config from the collector (the core's `SiteConfig::browser_config`):
+/// {rules_version?, rules_compact?, cta?, consent?: {sanitise: {remove, keep}}}
 /// (`rules_compact`: the site's validated rules in the core's compact form;
 /// the full `rules` document is for other readers).
 pub fn apply_config(app: &mut App, cfg: &Value) {
@@ -492,5 +498,10 @@ pub fn apply_config(app: &mut App, cfg: &Value) {
     if let Some(c) = cfg.get("cta").filter(|c| c.is_object()) {
         app.cta = c.clone();
     }
+    let names = |k: &str| -> Vec<String> {
+        let list = cfg.get("consent").and_then(|c| c.get("sanitise")).and_then(|s| s.get(k)).and_then(Value::as_array);
+        list.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    };
+    app.policy.sanitise = SanitiseRules { remove: names("remove"), keep: names("keep") };
     app.config_version = cfg.get("rules_version").and_then(Value::as_str).map(str::to_owned);
 }

@@ -132,7 +132,7 @@ fn config(v: &JsValue) {
 /// `GET {api}/v1/sites/{site}/config` (personalization granted): the site's
 /// rules and CTA variants; the default rules apply until it arrives. With
 /// personalization the config is cached on the device (`mf_{site}_cfg`:
-/// `{e: ETag, c: {rules_version, rules_compact, cta}}`), applied at once on
+/// `{e: ETag, c: {rules_version, rules_compact, cta, consent}}`), applied at once on
 /// the next page and revalidated with `If-None-Match` (a 304 keeps it).
 fn fetch_config() {
     let Some((url, cfg_key)) = app::with(|a| {
@@ -184,7 +184,7 @@ fn cache_config(key: &str, etag: &str, v: &JsValue) {
         return;
     }
     let c = js::obj();
-    for k in ["rules_version", "rules_compact", "cta"] {
+    for k in ["rules_version", "rules_compact", "cta", "consent"] {
         js::set(&c, k, &js::get(v, k));
     }
     let o = js::obj();

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod money;
 pub mod pii;
 pub mod scoring;
+pub mod site_config;
 mod text;
 pub mod timestamp;
 pub mod url;

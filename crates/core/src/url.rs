@@ -3,7 +3,7 @@
 //! has its own URL parser; pulling one into the wasm would cost its IDNA
 //! tables), so this module only splits at `?`, `&`, `=` and `#`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Parameter names (normalised: lower case, letters and digits only) that are
 /// removed wherever they appear.
@@ -68,7 +68,7 @@ pub const PERSONAL_PARAMS: &[&str] = &[
 const PERSONAL_SUFFIXES: &[&str] = &["email", "mail", "phone", "token", "password", "secret", "ssn"];
 
 /// Site-specific additions and exceptions to [`PERSONAL_PARAMS`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SanitiseRules {
     /// More parameter names to remove.

@@ -9,7 +9,6 @@ use crate::auth::sha256_hex;
 use crate::cors;
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::sites::Site;
-use serde_json::json;
 use worker::{Env, Request, Response, Result, RouteContext};
 
 const CACHE_CONTROL: &str = "public, max-age=60, stale-while-revalidate=600";
@@ -30,21 +29,8 @@ async fn inner(req: &Request, env: &Env, id: &str) -> (ApiResult<Response>, Opti
 }
 
 fn respond(req: &Request, site: &Site) -> ApiResult<Response> {
-    let c = &site.config;
-    let rules = c.rules();
-    let body = json!({
-        "site": site.id,
-        "rules_version": rules.version(),
-        // What the browser module decodes (it ships no rule-file validator).
-        "rules_compact": rules.to_compact(),
-        "cta": c.cta,
-        "consent": {
-            "policy_version": microfunnel_core::consent::POLICY_VERSION,
-            "cookieless_pageviews": c.consent.cookieless_pageviews,
-            "respect_dnt": c.consent.respect_dnt,
-            "sanitise": c.consent.sanitise,
-        },
-    });
+    // Derived by the core, in one place (`SiteConfig::browser_config`).
+    let body = site.config.site.browser_config(&site.id);
     let text = serde_json::to_string(&body)?;
     let etag = format!("\"{}\"", sha256_hex(text.as_bytes()).get(..32).unwrap_or_default());
     let matches = req

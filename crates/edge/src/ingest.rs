@@ -229,8 +229,8 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
         return Ok(Checked { events, out });
     }
     let now = Timestamp::from_millis(now_ms()).ok_or_else(|| ApiError::new(500, "internal", "clock out of range"))?;
-    let policy = site.config.minimise_policy();
-    let channel_rules = site.config.channel_rules();
+    let policy = site.config.site.minimise_policy();
+    let channel_rules = site.config.site.channels();
     for (index, item) in raw.iter().enumerate() {
         let mut event = match Event::parse(item, &Limits::DEFAULT, now) {
             Ok(e) => e,
@@ -241,7 +241,7 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
         };
         // A conversion's value is read exactly in its currency, or refused.
         if event.kind == microfunnel_core::EventType::Track
-            && let Some(def) = event.event.as_deref().and_then(|n| site.config.conversions.find(n))
+            && let Some(def) = event.event.as_deref().and_then(|n| site.config.site.conversions().find(n))
             && let Err(e) = def.check_value(&event.properties)
         {
             out.rejected.push(rejection(index, "invalid_event", &e.field, &format!("{}: {}", e.field, e.rule)));
@@ -271,7 +271,7 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
             },
         };
         let consent = event.consent.as_ref().map_or(Consent::DENIED, Consent::from_stamp);
-        event.derive_channel(&channel_rules);
+        event.derive_channel(channel_rules);
         let minimised = minimise_with(event, &consent, &policy);
         let Some(mut e) = minimised.event else {
             out.dropped += 1;
@@ -615,7 +615,7 @@ async fn merge_devices(
             done += 1;
         }
         // The same e-mail as a known visitor's: that visitor.
-        let by_email = proof.email && site.config.attribution.merge_on_email;
+        let by_email = proof.email && site.config.site.attribution().merge_on_email;
         let Some(into) = email_hash(e).filter(|_| by_email).and_then(|h| id(known, id_key("email_sha256", h))) else {
             continue;
         };
@@ -677,7 +677,7 @@ fn visitor_of(e: &Event, proof: Proof, site: &Site, known: &Map<String, Value>) 
     if e.kind == EventType::Alias {
         return linked("user", e.previous_id.as_deref()).or_else(|| e.previous_id.clone());
     }
-    let by_email = proof.email && site.config.attribution.merge_on_email;
+    let by_email = proof.email && site.config.site.attribution().merge_on_email;
     linked("anonymous", e.anonymous_id.as_deref())
         .or_else(|| linked("user", e.user_id.as_deref().filter(|_| proof.user)))
         .or_else(|| linked("email_sha256", email_hash(e).filter(|_| by_email)))

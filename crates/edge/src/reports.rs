@@ -154,9 +154,9 @@ async fn attribution_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     // `conversion=<event name>`: only that definition's conversions.
     let only = match q.param("conversion") {
         None => None,
-        Some(name) if q.site.config.conversions.find(name).is_some() => Some(name.to_owned()),
+        Some(name) if q.site.config.site.conversions().find(name).is_some() => Some(name.to_owned()),
         Some(_) => {
-            let names: Vec<&str> = q.site.config.conversions.iter().map(|d| d.event.as_str()).collect();
+            let names: Vec<&str> = q.site.config.site.conversions().iter().map(|d| d.event.as_str()).collect();
             return Err(ApiError::bad_request(
                 "invalid_query",
                 format!("conversion: one of the site's conversion definitions ({})", names.join(", ")),
@@ -268,7 +268,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let site = q.site.id.as_str();
     let range = [site.into(), js_num(q.from), js_num(q.to)];
     // The site's tiers in their order: every one above the lowest qualifies.
-    let rules = q.site.config.rules();
+    let rules = q.site.config.site.rules();
     let qualified_tiers = serde_json::to_string(&rules.tier_ids().skip(1).collect::<Vec<_>>())?;
     let results = db
         .batch(vec![
@@ -406,7 +406,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     }
     inputs.consistent_touches = inputs.touches;
     let aqs = aqs(&inputs);
-    let currency = q.site.config.conversions.currency();
+    let currency = q.site.config.site.conversions().currency();
 
     let body = json!({
         "site": site,
@@ -559,7 +559,7 @@ const LEADS_SCAN: i64 = 10_000;
 
 async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let q = query(req, env, Permission::Leads).await?;
-    let rules = q.site.config.rules();
+    let rules = q.site.config.site.rules();
     let tier = q.param("tier").map(str::to_owned);
     if let Some(t) = &tier
         && !rules.tier_ids().any(|id| id == t)
@@ -605,7 +605,7 @@ async fn leads_inner(req: &Request, env: &Env) -> ApiResult<Response> {
                     last_activity_ms: int(&r, "last_activity_ms"),
                     last_at_ms: int(&r, "last_at_ms"),
                 };
-                (snap.total(&rules, now).milli(), snap.tier(&rules, now).to_owned())
+                (snap.total(rules, now).milli(), snap.tier(rules, now).to_owned())
             }
             _ => (stored, r.get("tier").and_then(Value::as_str).unwrap_or_default().to_owned()),
         };
@@ -674,7 +674,7 @@ pub async fn stages(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 
 async fn stages_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     let q = query(req, env, Permission::Aggregates).await?;
-    let rules = q.site.config.rules();
+    let rules = q.site.config.site.rules();
     #[derive(Deserialize)]
     struct Row {
         stages: String,
@@ -709,7 +709,7 @@ async fn stages_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     if unreadable > 0 {
         worker::console_error!("stages report {}: {unreadable} unreadable stage histories skipped", q.site.id);
     }
-    let funnel = microfunnel_core::scoring::stage_funnel(&rules, histories.iter().map(Vec::as_slice), q.from, q.to);
+    let funnel = microfunnel_core::scoring::stage_funnel(rules, histories.iter().map(Vec::as_slice), q.from, q.to);
     if q.csv {
         let rows: Vec<Vec<Value>> = funnel
             .iter()

@@ -1,7 +1,8 @@
 //! Sites: `POST /v1/sites` (admin) creates one with its origins, rules,
 //! conversion definitions, keys and webhook URLs; [`Site::load`] reads one for
-//! every other endpoint. The site's configuration is validated by the core
-//! when it is written, so reading it back cannot fail on a rule.
+//! every other endpoint. The site's configuration is parsed once, by the
+//! core, into validated types ([`Config`]): on write, and again when it is
+//! read back, where a document that no longer parses fails closed.
 
 use crate::access::{self, Actor, Permission};
 use crate::audit;
@@ -9,30 +10,12 @@ use crate::auth;
 use crate::body;
 use crate::errors::{ApiError, ApiResult, reply};
 use crate::secrets::{self, Purpose, SiteSecrets, Versions};
-use microfunnel_core::ChannelRules;
-use microfunnel_core::consent::MinimisePolicy;
-use microfunnel_core::conversion::Definitions;
-use microfunnel_core::scoring::Rules;
-use microfunnel_core::url::SanitiseRules;
+use microfunnel_core::site_config::{self, SiteConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsentConfig {
-    pub cookieless_pageviews: bool,
-    pub respect_dnt: bool,
-    pub sanitise: Value,
-}
-
-impl Default for ConsentConfig {
-    fn default() -> Self {
-        ConsentConfig { cookieless_pageviews: false, respect_dnt: true, sanitise: json!({}) }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
     /// Batches per minute from one (hashed) IP.
@@ -51,95 +34,75 @@ impl Default for RateLimits {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AttributionConfig {
-    /// A journey with no touch and no conversion for this long is closed as
-    /// a non-converting path (`nulls` of the Markov and Shapley inputs).
-    pub journey_timeout_hours: f64,
-    /// An `identify` whose e-mail (as its SHA-256) is already linked to
-    /// another visitor joins that visitor: the same person on another device,
-    /// for sites whose visitors leave an e-mail but never log in. Off for a
-    /// site where people share addresses (a family's, an office's).
-    pub merge_on_email: bool,
-}
-
-impl Default for AttributionConfig {
-    fn default() -> Self {
-        AttributionConfig { journey_timeout_hours: 720.0, merge_on_email: true }
+impl RateLimits {
+    fn parse(v: Option<&Value>) -> std::result::Result<RateLimits, String> {
+        let limits: RateLimits = match v {
+            None | Some(Value::Null) => RateLimits::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("limits: {e}"))?,
+        };
+        if !(1..=1_000_000).contains(&limits.ip_per_minute)
+            || !(1..=10_000_000).contains(&limits.site_per_minute)
+            || !(1..=10_000_000).contains(&limits.server_per_minute)
+            || !(1..=100_000).contains(&limits.webhooks_per_minute)
+        {
+            return Err("limits: out of range".into());
+        }
+        Ok(limits)
     }
 }
 
-/// What an admin configures; stored as JSON in `sites.config`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SiteConfig {
-    /// A scoring rule document (`None`: the core's default rules).
-    pub rules: Option<Value>,
-    /// CTA variants per tier, passed through to the browser.
-    pub cta: Value,
-    pub consent: ConsentConfig,
-    /// `ChannelRules` (overrides, internal hosts).
-    pub channels: Value,
-    /// Validated by the core as they are read (`conversion::Definitions`).
-    pub conversions: Definitions,
+/// The site configuration fields of a document: the core's, and the
+/// collector's own `limits`.
+pub fn is_config_field(key: &str) -> bool {
+    key == "limits" || site_config::FIELDS.contains(&key)
+}
+
+/// A site's configuration: the core's validated [`SiteConfig`] and the
+/// collector's rate limits, stored together as one JSON document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub site: SiteConfig,
     pub limits: RateLimits,
-    pub attribution: AttributionConfig,
 }
 
-impl SiteConfig {
-    pub fn rules(&self) -> Rules {
-        self.rules.as_ref().and_then(|r| Rules::from_json_value(r).ok()).unwrap_or_else(Rules::default_rules)
+impl Config {
+    /// Parses and validates a configuration document (its `limits` here, the
+    /// rest by the core); every error names its field.
+    pub fn from_json(doc: &Value) -> std::result::Result<Config, String> {
+        let mut m = match doc {
+            Value::Null => Map::new(),
+            Value::Object(m) => m.clone(),
+            _ => return Err("config: must be an object".into()),
+        };
+        let limits = RateLimits::parse(m.remove("limits").as_ref())?;
+        let site = SiteConfig::from_json(&Value::Object(m)).map_err(|e| e.to_string())?;
+        Ok(Config { site, limits })
     }
 
-    pub fn minimise_policy(&self) -> MinimisePolicy {
-        MinimisePolicy {
-            cookieless_pageviews: self.consent.cookieless_pageviews,
-            sanitise: serde_json::from_value::<SanitiseRules>(self.consent.sanitise.clone()).unwrap_or_default(),
+    /// This configuration with the given top-level fields replaced,
+    /// validated as a whole.
+    fn patched(&self, changes: &Map<String, Value>) -> std::result::Result<Config, String> {
+        let mut doc = self.to_json();
+        if let Value::Object(d) = &mut doc {
+            for (k, v) in changes {
+                d.insert(k.clone(), v.clone());
+            }
         }
+        Config::from_json(&doc)
     }
 
-    pub fn channel_rules(&self) -> ChannelRules {
-        if self.channels.is_null() {
-            return ChannelRules::default();
+    /// The stored document; [`Config::from_json`] reads it back equal.
+    pub fn to_json(&self) -> Value {
+        let mut doc = self.site.to_json();
+        if let Value::Object(m) = &mut doc {
+            m.insert("limits".into(), json!(self.limits));
         }
-        serde_json::from_value(self.channels.clone()).unwrap_or_default()
+        doc
     }
+}
 
-    /// Checks everything the core will later rely on.
-    pub(crate) fn validate(&self) -> ApiResult<()> {
-        let bad = |m: String| Err(ApiError::bad_request("invalid_config", m));
-        if let Some(r) = &self.rules
-            && let Err(e) = Rules::from_json_value(r)
-        {
-            return bad(format!("rules: {e}"));
-        }
-        // A conversion's stage must be one of the rules' (which a PATCH of
-        // either may break).
-        if let Err(e) = self.conversions.stages(&self.rules()) {
-            return bad(e.to_string());
-        }
-        if let Err(e) = serde_json::from_value::<SanitiseRules>(self.consent.sanitise.clone()) {
-            return bad(format!("consent.sanitise: {e}"));
-        }
-        if !self.channels.is_null()
-            && let Err(e) = serde_json::from_value::<ChannelRules>(self.channels.clone())
-        {
-            return bad(format!("channels: {e}"));
-        }
-        if !(1..=1_000_000).contains(&self.limits.ip_per_minute)
-            || !(1..=10_000_000).contains(&self.limits.site_per_minute)
-            || !(1..=10_000_000).contains(&self.limits.server_per_minute)
-            || !(1..=100_000).contains(&self.limits.webhooks_per_minute)
-        {
-            return bad("limits: out of range".into());
-        }
-        let t = self.attribution.journey_timeout_hours;
-        if !(t.is_finite() && t > 0.0 && t <= 8760.0) {
-            return bad("attribution.journey_timeout_hours: more than 0, at most 8760".into());
-        }
-        Ok(())
-    }
+fn invalid_config(message: String) -> ApiError {
+    ApiError::bad_request("invalid_config", message)
 }
 
 /// A site as stored.
@@ -154,7 +117,7 @@ pub struct Site {
     /// What the site's backend signs its users' identities with (see
     /// `ingest`): empty = no browser identify is ever taken as proven.
     pub identity_secret: String,
-    pub config: SiteConfig,
+    pub config: Config,
     pub webhooks: Vec<String>,
     pub retention_days: i64,
     pub updated_at: i64,
@@ -165,8 +128,10 @@ pub struct Site {
 }
 
 impl Site {
-    /// The site as an admin reads it back: everything but its secrets.
-    pub fn public_json(&self) -> Value {
+    /// The site as an admin reads it back: everything but its secrets, and
+    /// the script tag to install, loading from `collector` (this Worker's
+    /// origin as the admin reached it).
+    pub fn public_json(&self, collector: &str) -> Value {
         json!({
             "id": self.id,
             "name": self.name,
@@ -174,9 +139,10 @@ impl Site {
             "retention_days": self.retention_days,
             "webhooks": self.webhooks,
             "updated_at": self.updated_at,
-            "config": self.config,
+            "config": self.config.to_json(),
             // The rule document in force (the defaults when `rules` is null).
-            "effective_rules": self.config.rules().to_json(),
+            "effective_rules": self.config.site.rules().to_json(),
+            "script_tag": self.config.site.script_tag(collector, &self.id),
         })
     }
 }
@@ -224,9 +190,9 @@ impl Site {
             worker::console_error!("site {id}: stored {what} unreadable: {e}");
             ApiError::new(500, "config_unreadable", format!("the stored {what} of this site cannot be read"))
         };
-        let config: SiteConfig = serde_json::from_str(&row.config).map_err(|e| unreadable("config", e))?;
-        config.validate().map_err(|e| {
-            worker::console_error!("site {id}: stored config invalid: {}", e.message);
+        let doc: Value = serde_json::from_str(&row.config).map_err(|e| unreadable("config", e))?;
+        let config = Config::from_json(&doc).map_err(|e| {
+            worker::console_error!("site {id}: stored config invalid: {e}");
             ApiError::new(500, "config_unreadable", "the stored config of this site is not valid")
         })?;
         Ok(Site {
@@ -280,6 +246,7 @@ fn valid_origin(o: &str) -> bool {
     })
 }
 
+/// The site's own fields of a creation body; the rest is its configuration.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSite {
@@ -291,21 +258,17 @@ struct CreateSite {
     retention_days: Option<i64>,
     #[serde(default)]
     webhooks: Vec<String>,
-    // `SiteConfig`'s fields, at the top level of the body.
-    #[serde(default)]
-    rules: Option<Value>,
-    #[serde(default)]
-    cta: Option<Value>,
-    #[serde(default)]
-    consent: Option<ConsentConfig>,
-    #[serde(default)]
-    channels: Option<Value>,
-    #[serde(default)]
-    conversions: Option<Definitions>,
-    #[serde(default)]
-    limits: Option<RateLimits>,
-    #[serde(default)]
-    attribution: Option<AttributionConfig>,
+}
+
+/// Splits a body into the site's own fields and its configuration fields;
+/// a key that is neither is refused.
+fn split_body(value: Value) -> ApiResult<(Value, Map<String, Value>)> {
+    let Value::Object(mut m) = value else {
+        return Err(ApiError::bad_request("invalid_site", "the body must be a JSON object"));
+    };
+    let config_keys: Vec<String> = m.keys().filter(|k| is_config_field(k)).cloned().collect();
+    let config: Map<String, Value> = config_keys.into_iter().filter_map(|k| m.remove_entry(&k)).collect();
+    Ok((Value::Object(m), config))
 }
 
 /// What both creation and update check outside the config: origins, webhook
@@ -338,8 +301,9 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     access::require_super_admin(&req, &env).await?;
     let text = body::read_limited(&mut req, body::MAX_BODY).await?;
     let value: Value = body::parse_json(&text)?;
+    let (fields, config) = split_body(value)?;
     let input: CreateSite =
-        serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
+        serde_json::from_value(fields).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
     if !valid_site_id(&input.id) {
         return Err(ApiError::bad_request(
             "invalid_site",
@@ -348,16 +312,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     }
     let retention = input.retention_days.unwrap_or(395);
     check_site_fields(&input.origins, &input.webhooks, retention, loopback_allowed(&env))?;
-    let config = SiteConfig {
-        rules: input.rules,
-        cta: input.cta.unwrap_or(Value::Null),
-        consent: input.consent.unwrap_or_default(),
-        channels: input.channels.unwrap_or(Value::Null),
-        conversions: input.conversions.unwrap_or_default(),
-        limits: input.limits.unwrap_or_default(),
-        attribution: input.attribution.unwrap_or_default(),
-    };
-    config.validate()?;
+    let config = Config::from_json(&Value::Object(config)).map_err(invalid_config)?;
     let server_key = format!("mfsk_{}", auth::random_hex(2)?);
     // Derived, not stored (`secrets`): version 1 of each direction.
     let signing_secret = secrets::issue(&env, &input.id, Purpose::Signing, 1)?;
@@ -378,7 +333,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
             serde_json::to_string(&input.origins)?.into(),
             js_num(now),
             auth::sha256_hex(server_key.as_bytes()).into(),
-            serde_json::to_string(&config)?.into(),
+            serde_json::to_string(&config.to_json())?.into(),
             serde_json::to_string(&input.webhooks)?.into(),
             js_num(retention),
             identity_secret.as_str().into(),
@@ -405,8 +360,9 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     Ok(Response::from_json(&body)?.with_status(201))
 }
 
-/// A partial update: every field present replaces the stored one (`rules:
-/// null` goes back to the default rules); the id and the keys never change.
+/// A partial update of the site's own fields; configuration fields present
+/// replace the stored ones (`rules: null` goes back to the default rules).
+/// The id and the keys never change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateSite {
@@ -418,25 +374,6 @@ struct UpdateSite {
     retention_days: Option<i64>,
     #[serde(default)]
     webhooks: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "present")]
-    rules: Option<Option<Value>>,
-    #[serde(default)]
-    cta: Option<Value>,
-    #[serde(default)]
-    consent: Option<ConsentConfig>,
-    #[serde(default)]
-    channels: Option<Value>,
-    #[serde(default)]
-    conversions: Option<Definitions>,
-    #[serde(default)]
-    limits: Option<RateLimits>,
-    #[serde(default)]
-    attribution: Option<AttributionConfig>,
-}
-
-/// Tells a field sent as `null` (Some(None)) from one left out (None).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<Value>>, D::Error> {
-    Option::<Value>::deserialize(d).map(|v| Some(v.filter(|v| !v.is_null())))
 }
 
 /// `PATCH /v1/sites/{site}` (admin): changes origins, rules, CTAs, consent
@@ -454,8 +391,9 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     let text = body::read_limited(&mut req, body::MAX_BODY).await?;
     let value = body::parse_json(&text)?;
     let fields: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let (own, changes) = split_body(value)?;
     let input: UpdateSite =
-        serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
+        serde_json::from_value(own).map_err(|e| ApiError::bad_request("invalid_site", e.to_string()))?;
     let mut site = Site::load(env, id).await?;
     if let Some(n) = input.name {
         if n.trim().is_empty() || n.len() > 200 {
@@ -467,17 +405,7 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     site.webhooks = input.webhooks.unwrap_or(site.webhooks);
     site.retention_days = input.retention_days.unwrap_or(site.retention_days);
     check_site_fields(&site.origins, &site.webhooks, site.retention_days, site.loopback_ok)?;
-    let c = &mut site.config;
-    if let Some(r) = input.rules {
-        c.rules = r;
-    }
-    c.cta = input.cta.unwrap_or(std::mem::take(&mut c.cta));
-    c.consent = input.consent.unwrap_or(std::mem::take(&mut c.consent));
-    c.channels = input.channels.unwrap_or(std::mem::take(&mut c.channels));
-    c.conversions = input.conversions.unwrap_or(std::mem::take(&mut c.conversions));
-    c.limits = input.limits.unwrap_or(std::mem::take(&mut c.limits));
-    c.attribution = input.attribution.unwrap_or(std::mem::take(&mut c.attribution));
-    c.validate()?;
+    site.config = site.config.patched(&changes).map_err(invalid_config)?;
     let now = now_ms().max(site.updated_at + 1);
     let result = env
         .d1("DB")?
@@ -489,7 +417,7 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
             site.id.as_str().into(),
             site.name.as_str().into(),
             serde_json::to_string(&site.origins)?.into(),
-            serde_json::to_string(&site.config)?.into(),
+            serde_json::to_string(&site.config.to_json())?.into(),
             serde_json::to_string(&site.webhooks)?.into(),
             js_num(site.retention_days),
             js_num(now),
@@ -503,7 +431,7 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     site.updated_at = now;
     let request_id = access::request_id(&req);
     audit::record(env, &request_id, &site.id, &actor, "config.changed", json!({"fields": fields})).await?;
-    Ok(Response::from_json(&site.public_json())?)
+    Ok(Response::from_json(&site.public_json(&collector_origin(&req)?))?)
 }
 
 /// `GET /v1/sites/{site}` (admin).
@@ -514,7 +442,12 @@ pub async fn get(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 
 async fn get_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
     access::authorize(req, env, id, Permission::Config).await?;
-    Ok(Response::from_json(&Site::load(env, id).await?.public_json())?)
+    Ok(Response::from_json(&Site::load(env, id).await?.public_json(&collector_origin(req)?))?)
+}
+
+/// This Worker's origin as the request reached it.
+fn collector_origin(req: &Request) -> ApiResult<String> {
+    Ok(req.url()?.origin().ascii_serialization())
 }
 
 pub fn now_ms() -> i64 {

@@ -20,6 +20,7 @@ mod identity;
 mod money;
 mod pii;
 mod scoring;
+mod site;
 mod url;
 use serde_json::{Value, json};
 
@@ -86,6 +87,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("attribution") => attribution::case(suite, input),
         Some("money") => money::case(suite, input),
         Some("conversion") => conversion::case(suite, input),
+        Some("site") => site::case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),
     };
     match outcome {

@@ -10,7 +10,7 @@ use crate::schema::VISITOR_KEYED;
 use crate::sites::Site;
 use microfunnel_core::Timestamp;
 use microfunnel_core::consent::ConsentStamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 use worker::{Env, Request, RequestInit, wasm_bindgen::JsValue};
 
 /// How many forwards a request follows (a visitor merged into one that was
@@ -83,7 +83,7 @@ async fn follow<C: Call>(
 }
 
 fn journey_timeout_ms(site: &Site) -> i64 {
-    (site.config.attribution.journey_timeout_hours * 3_600_000.0) as i64
+    site.config.site.attribution().journey_timeout_ms
 }
 
 /// Hands events (`{payload, channel, received_at}`, see [`AppliedEvent`]) to
@@ -95,12 +95,12 @@ pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) ->
             worker::console_error!("visitor {visitor}: an event to apply does not decode: {e}");
             unavailable()
         })?;
-    let rules = site.config.rules().to_json();
+    let rules = site.config.site.rules().to_json();
     let (reply, _) = follow(env, &site.id, visitor, |v| ApplyRequest {
         site: site.id.clone(),
         visitor: v.to_owned(),
         rules: rules.clone(),
-        conversions: site.config.conversions.clone(),
+        conversions: site.config.site.conversions().clone(),
         webhooks: site.webhooks.clone(),
         journey_timeout_ms: Some(journey_timeout_ms(site)),
         events: events.clone(),
@@ -111,10 +111,10 @@ pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) ->
 
 /// The visitor's score with its explanation.
 pub async fn score(env: &Env, site: &Site, visitor: &str) -> ApiResult<Value> {
-    let rules = site.config.rules().to_json();
+    let rules = site.config.site.rules().to_json();
     let (reply, _) = follow(env, &site.id, visitor, |_| ScoreRequest {
         rules: rules.clone(),
-        conversions: site.config.conversions.clone(),
+        conversions: site.config.site.conversions().clone(),
     })
     .await?;
     Ok(reply)
@@ -131,16 +131,13 @@ pub async fn withdraw(
     stamp: &ConsentStamp,
     at: Timestamp,
 ) -> ApiResult<Value> {
-    let rules = site.config.rules().to_json();
-    let policy = json!({
-        "cookieless_pageviews": site.config.consent.cookieless_pageviews,
-        "sanitise": site.config.consent.sanitise,
-    });
+    let rules = site.config.site.rules().to_json();
+    let policy = serde_json::to_value(site.config.site.minimise_policy())?;
     let (reply, _) = follow(env, &site.id, visitor, |v| WithdrawRequest {
         site: site.id.clone(),
         visitor: v.to_owned(),
         rules: rules.clone(),
-        conversions: site.config.conversions.clone(),
+        conversions: site.config.site.conversions().clone(),
         policy: policy.clone(),
         consent: stamp.to_json(),
         at: at.millis(),
@@ -182,8 +179,8 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
         let import = ImportRequest {
             site: site.id.clone(),
             visitor: into.clone(),
-            rules: site.config.rules().to_json(),
-            conversions: site.config.conversions.clone(),
+            rules: site.config.site.rules().to_json(),
+            conversions: site.config.site.conversions().clone(),
             journey_timeout_ms: journey_timeout_ms(site),
             ledger,
             journey,
