@@ -19,16 +19,20 @@
 //! Output: CSV with ChannelAttribution's column names
 //! (`channel_name,total_conversions,total_conversion_value`; with
 //! `--model all`, one `<model>_conversions,<model>_value` pair per model),
-//! or `--format json`. A malformed row is reported with its row number
-//! (the header is row 1) and the process exits non-zero.
+//! or `--format json`. A malformed line is reported as
+//! `FILE:LINE: FIELD: PROBLEM` — the CSV column or JSON field path at fault,
+//! the line counted from 1 (a CSV header is line 1; `stdin` for `-`) — and
+//! the process exits non-zero.
 
+use crate::located;
 use microfunnel_core::Timestamp;
-use microfunnel_core::attribution::{MarkovOptions, MarkovResult, SetCounts, ShapleyGame, ShapleyOptions, fit_markov};
-use microfunnel_core::attribution::{Model, PathTable, Touch, table_totals};
+use microfunnel_core::attribution::{
+    AttributionError, MarkovOptions, MarkovResult, Model, PathTable, PositionWeights, SetCounts, ShapleyGame,
+    ShapleyOptions, Touch, fit_markov, table_totals,
+};
 use microfunnel_core::conversion::{self, Crediting, Definitions, Recorded, credit_on};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use serde_json::{Map, Value, json};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,9 +41,9 @@ pub struct Args {
     /// ChannelAttribution CSV, or NDJSON journeys (`.ndjson`/`.jsonl`, or a
     /// first line starting with `{`); `-` reads standard input.
     input: PathBuf,
-    /// first|last|last-non-direct|linear|time-decay|position|j|inverse-j|markov|shapley|zhao|all
-    #[arg(long, default_value = "markov")]
-    model: String,
+    /// The attribution model, or `all` of them side by side.
+    #[arg(long, value_enum, default_value_t = ModelArg::Markov)]
+    model: ModelArg,
     /// Markov chain order.
     #[arg(long, default_value_t = 1)]
     order: usize,
@@ -49,15 +53,15 @@ pub struct Args {
     /// Lookback window for NDJSON journeys (`24h`, `7d`…); none by default.
     #[arg(long)]
     lookback: Option<String>,
-    /// csv or json.
-    #[arg(long, default_value = "csv")]
-    format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
     /// Data-driven models refuse to run on fewer journeys than this.
     #[arg(long, default_value_t = 0.0)]
     min_journeys: f64,
-    /// Shapley game: conversions (subset sums) or rate.
-    #[arg(long, default_value = "conversions")]
-    shapley_game: String,
+    /// What a set of channels is worth in the Shapley game.
+    #[arg(long, value_enum, default_value_t = GameArg::Conversions)]
+    shapley_game: GameArg,
     /// Shapley permutations when there are too many channels to enumerate.
     #[arg(long, default_value_t = 2000)]
     shapley_samples: usize,
@@ -70,7 +74,116 @@ pub struct Args {
     inherits: Vec<String>,
 }
 
-const HEURISTICS: [&str; 7] = ["first", "last", "last-non-direct", "linear", "position", "j", "inverse-j"];
+/// `--model`: a name, or `all`. The aliases are the core's other names for
+/// the same heuristic.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ModelArg {
+    /// All credit to the first touch.
+    #[value(alias = "first-touch")]
+    First,
+    /// All credit to the last touch.
+    #[value(alias = "last-touch")]
+    Last,
+    /// All credit to the last touch that is not direct.
+    LastNonDirect,
+    /// Equal credit to every touch.
+    Linear,
+    /// Credit halving every `--half-life` before the conversion (NDJSON with timestamps).
+    TimeDecay,
+    /// U-shaped: 40% first, 40% last, 20% spread between.
+    #[value(alias = "u")]
+    Position,
+    /// J-shaped: 20% first, 60% last, 20% between.
+    J,
+    /// Inverse J: 60% first, 20% last, 20% between.
+    InverseJ,
+    /// Markov chain removal effects (`--order`).
+    Markov,
+    /// Shapley values (`--shapley-game`).
+    Shapley,
+    /// Zhao et al.'s simplified Shapley values.
+    Zhao,
+    /// Every model above, one column pair each (time decay only on timed journeys).
+    All,
+}
+
+impl ModelArg {
+    /// The name as written on the command line and in the output.
+    fn name(self) -> &'static str {
+        match self {
+            ModelArg::First => "first",
+            ModelArg::Last => "last",
+            ModelArg::LastNonDirect => "last-non-direct",
+            ModelArg::Linear => "linear",
+            ModelArg::TimeDecay => "time-decay",
+            ModelArg::Position => "position",
+            ModelArg::J => "j",
+            ModelArg::InverseJ => "inverse-j",
+            ModelArg::Markov => "markov",
+            ModelArg::Shapley => "shapley",
+            ModelArg::Zhao => "zhao",
+            ModelArg::All => "all",
+        }
+    }
+
+    /// The models `--model` runs, in output order.
+    fn runs(self, timed: bool) -> Vec<ModelArg> {
+        use ModelArg::*;
+        match self {
+            All => {
+                let mut v = vec![First, Last, LastNonDirect, Linear, Position, J, InverseJ];
+                if timed {
+                    v.push(TimeDecay);
+                }
+                v.extend([Markov, Shapley, Zhao]);
+                v
+            }
+            one => vec![one],
+        }
+    }
+
+    /// The core's heuristic for this name (time decay, which needs the
+    /// half-life checked, and the data-driven models are not heuristics).
+    fn heuristic(self) -> Option<Model> {
+        Some(match self {
+            ModelArg::First => Model::FirstTouch,
+            ModelArg::Last => Model::LastTouch,
+            ModelArg::LastNonDirect => Model::LastNonDirect,
+            ModelArg::Linear => Model::Linear,
+            ModelArg::Position => Model::Position(PositionWeights::U),
+            ModelArg::J => Model::Position(PositionWeights::J),
+            ModelArg::InverseJ => Model::Position(PositionWeights::INVERSE_J),
+            _ => return None,
+        })
+    }
+}
+
+/// `--format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// ChannelAttribution's columns.
+    Csv,
+    /// The result with the models' details (Markov transitions, Shapley errors).
+    Json,
+}
+
+/// `--shapley-game`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum GameArg {
+    /// The conversions of the journeys within the set (subset sums).
+    Conversions,
+    /// Conversions per journey among the journeys within the set.
+    Rate,
+}
+
+impl GameArg {
+    fn core(self) -> ShapleyGame {
+        match self {
+            GameArg::Conversions => ShapleyGame::Conversions,
+            GameArg::Rate => ShapleyGame::Rate,
+        }
+    }
+}
 
 fn hours(text: &str, what: &str) -> Result<f64, String> {
     let t = text.trim();
@@ -108,118 +221,234 @@ fn read_input(path: &PathBuf) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-fn parse_num(field: Option<&[u8]>, name: &str, row: u64) -> Result<f64, String> {
+/// A problem on one line of the input: the field at fault and what is wrong.
+struct Bad {
+    field: String,
+    problem: String,
+}
+
+fn bad(field: impl Into<String>, problem: impl Into<String>) -> Bad {
+    Bad { field: field.into(), problem: problem.into() }
+}
+
+impl Bad {
+    /// `FILE:LINE: FIELD: PROBLEM`.
+    fn at(&self, file: &str, line: usize) -> String {
+        located::at(file, line, &self.field, &self.problem)
+    }
+}
+
+/// The field and rule of an error the core found in a path it was given;
+/// `rename` maps the core's column names to the input's.
+fn core_bad(e: &AttributionError, rename: impl Fn(&str) -> &str) -> Bad {
+    match e {
+        AttributionError::Invalid { field, rule } => bad(rename(field), rule.as_str()),
+        AttributionError::EmptyPath => bad(rename("path"), "must name at least one channel"),
+        other => bad(rename("path"), other.to_string()),
+    }
+}
+
+fn parse_num(field: Option<&[u8]>, name: &str) -> Result<f64, Bad> {
     let raw = field.unwrap_or(b"");
-    let text = std::str::from_utf8(raw).map_err(|_| format!("row {row}: `{name}` is not UTF-8"))?.trim();
+    let text = std::str::from_utf8(raw).map_err(|_| bad(name, "not UTF-8"))?.trim();
     if text.is_empty() {
         return Ok(0.0);
     }
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(format!("row {row}: `{name}` must be a number ≥ 0, got `{text}`")),
+        _ => Err(bad(name, format!("must be a number ≥ 0, got `{text}`"))),
     }
 }
 
-fn load_csv(bytes: &[u8]) -> Result<Loaded, String> {
+fn load_csv(bytes: &[u8], file: &str) -> Result<Loaded, String> {
     let first_line = bytes.split(|b| *b == b'\n').next().unwrap_or(b"");
     let semis = first_line.iter().filter(|b| **b == b';').count();
     let commas = first_line.iter().filter(|b| **b == b',').count();
     let delim = if semis > commas { b';' } else { b',' };
     let mut rdr = csv::ReaderBuilder::new().delimiter(delim).flexible(false).from_reader(bytes);
-    let headers = rdr.byte_headers().map_err(|e| format!("row 1: {e}"))?.clone();
-    let col = |name: &str| {
-        headers.iter().position(|h| h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h).trim_ascii() == name.as_bytes())
+    let headers = rdr.byte_headers().map_err(|e| located::at(file, 1, "header", e))?.clone();
+    let header_name = |h: &[u8]| -> String {
+        String::from_utf8_lossy(h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h).trim_ascii()).into_owned()
     };
-    let path_col = col("path").ok_or("row 1: the header has no `path` column")?;
-    let conv_col = col("total_conversions").ok_or("row 1: the header has no `total_conversions` column")?;
+    let col = |name: &str| headers.iter().position(|h| header_name(h) == name);
+    let missing = |name: &str| located::at(file, 1, name, "the header has no such column");
+    let path_col = col("path").ok_or_else(|| missing("path"))?;
+    let conv_col = col("total_conversions").ok_or_else(|| missing("total_conversions"))?;
     let value_col = col("total_conversion_value");
     let null_col = col("total_null");
     let mut table = PathTable::new();
     let mut rec = csv::ByteRecord::new();
-    let mut row = 1_u64;
+    let mut row = 1_usize;
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(format!("row {}: {e}", row + 1)),
+            Err(e) => {
+                let line = e.position().map_or(row + 1, |p| p.line() as usize);
+                let b = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } if len < expected_len => {
+                        let name = headers.get(*len as usize).map(header_name).unwrap_or_default();
+                        bad(name, format!("missing: the line has {len} of the header's {expected_len} fields"))
+                    }
+                    csv::ErrorKind::UnequalLengths { expected_len, .. } => bad(
+                        format!("column {}", expected_len + 1),
+                        format!("not in the header, which has {expected_len} fields"),
+                    ),
+                    _ => bad("line", e.to_string()),
+                };
+                return Err(b.at(file, line));
+            }
         }
-        row = rec.position().map_or(row + 1, |p| p.line());
-        let path = std::str::from_utf8(rec.get(path_col).unwrap_or(b""))
-            .map_err(|_| format!("row {row}: `path` is not UTF-8"))?;
-        let conv = parse_num(rec.get(conv_col), "total_conversions", row)?;
-        let value = match value_col {
-            Some(c) => parse_num(rec.get(c), "total_conversion_value", row)?,
-            None => 0.0,
-        };
-        let nulls = match null_col {
-            Some(c) => parse_num(rec.get(c), "total_null", row)?,
-            None => 0.0,
-        };
-        table.push_path(path, '>', conv, value, nulls).map_err(|e| format!("row {row}: {e}"))?;
+        row = rec.position().map_or(row + 1, |p| p.line() as usize);
+        let parsed = (|| {
+            let path = std::str::from_utf8(rec.get(path_col).unwrap_or(b"")).map_err(|_| bad("path", "not UTF-8"))?;
+            let conv = parse_num(rec.get(conv_col), "total_conversions")?;
+            let value = match value_col {
+                Some(c) => parse_num(rec.get(c), "total_conversion_value")?,
+                None => 0.0,
+            };
+            let nulls = match null_col {
+                Some(c) => parse_num(rec.get(c), "total_null")?,
+                None => 0.0,
+            };
+            table.push_path(path, '>', conv, value, nulls).map_err(|e| core_bad(&e, |f| f))
+        })();
+        parsed.map_err(|b| b.at(file, row))?;
     }
     if table.rows.is_empty() {
-        return Err("no data rows".into());
+        return Err(format!("{file}: no data rows"));
     }
     Ok(Loaded { table, has_value: value_col.is_some(), timed: false })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TouchIn {
     channel: String,
-    #[serde(default)]
     at: Option<Timestamp>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JourneyIn {
     touches: Vec<TouchIn>,
-    #[serde(default)]
     conversions: f64,
-    #[serde(default)]
     value: Option<f64>,
-    #[serde(default)]
     nulls: f64,
-    #[serde(default)]
     converted_at: Option<Timestamp>,
 }
 
 /// The two journey readers, for fuzzing: `Ok(number of journeys)` or the
-/// error `run` would print.
+/// error `run` would print (the file named `input`).
 pub fn read_journeys(bytes: &[u8], ndjson: bool) -> Result<usize, String> {
     let inherits = ["Client Signed=Contact Submitted".to_owned()];
-    let loaded = if ndjson { load_ndjson(bytes, Some(720.0), &inherits)? } else { load_csv(bytes)? };
+    let loaded = if ndjson { load_ndjson(bytes, "input", Some(720.0), &inherits)? } else { load_csv(bytes, "input")? };
     Ok(loaded.table.rows.len())
 }
 
 /// One step of a visitor timeline: a touch, or a conversion.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StepIn {
-    #[serde(default)]
     touch: Option<String>,
-    #[serde(default)]
     convert: Option<String>,
     at: Timestamp,
-    #[serde(default)]
     value: Option<f64>,
-    #[serde(default)]
     transaction_id: Option<Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct VisitorIn {
-    #[allow(dead_code)] // named in the file for the reader, not needed here
-    visitor: String,
     steps: Vec<StepIn>,
+}
+
+// Reading a line's JSON into the types above, every problem at its field path.
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+}
+
+fn object<'v>(v: &'v Value, field: &str, allowed: &[&str]) -> Result<&'v Map<String, Value>, Bad> {
+    let m = v.as_object().ok_or_else(|| bad(field, "must be a JSON object"))?;
+    known_keys(m, field, allowed).map(|()| m)
+}
+
+/// Refuses the first key of `m` (at `path`) that is not `allowed`.
+fn known_keys(m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), Bad> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(bad(join(path, k), format!("unknown field (expected one of: {})", allowed.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+/// A field that must be there (`null` is not a value).
+fn required<'v>(m: &'v Map<String, Value>, path: &str, key: &str) -> Result<&'v Value, Bad> {
+    m.get(key).ok_or_else(|| bad(join(path, key), "is required"))
+}
+
+/// A field that may be missing or `null`.
+fn optional<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
+fn string(v: &Value, field: String) -> Result<String, Bad> {
+    v.as_str().map(str::to_owned).ok_or_else(|| bad(field, "must be a string"))
+}
+
+fn number(v: &Value, field: String) -> Result<f64, Bad> {
+    v.as_f64().ok_or_else(|| bad(field, "must be a number"))
+}
+
+fn timestamp(v: &Value, field: String) -> Result<Timestamp, Bad> {
+    let text = v.as_str().ok_or_else(|| bad(field.clone(), "must be a string"))?;
+    Timestamp::parse(text).map_err(|rule| bad(field, rule))
+}
+
+fn list<'v>(v: &'v Value, field: &str) -> Result<&'v Vec<Value>, Bad> {
+    v.as_array().ok_or_else(|| bad(field, "must be a list"))
+}
+
+fn journey_in(m: &Map<String, Value>) -> Result<JourneyIn, Bad> {
+    let mut touches = Vec::new();
+    for (i, t) in list(required(m, "", "touches")?, "touches")?.iter().enumerate() {
+        let path = format!("touches[{i}]");
+        let t = object(t, &path, &["channel", "at"])?;
+        let channel = string(required(t, &path, "channel")?, join(&path, "channel"))?;
+        let at = optional(t, "at").map(|v| timestamp(v, join(&path, "at"))).transpose()?;
+        touches.push(TouchIn { channel, at });
+    }
+    let amount = |key: &str| m.get(key).map_or(Ok(0.0), |v| number(v, key.to_owned()));
+    Ok(JourneyIn {
+        touches,
+        conversions: amount("conversions")?,
+        value: optional(m, "value").map(|v| number(v, "value".to_owned())).transpose()?,
+        nulls: amount("nulls")?,
+        converted_at: optional(m, "converted_at").map(|v| timestamp(v, "converted_at".to_owned())).transpose()?,
+    })
+}
+
+fn visitor_in(m: &Map<String, Value>) -> Result<VisitorIn, Bad> {
+    // Named in the file for the reader; not needed here.
+    string(required(m, "", "visitor")?, "visitor".to_owned())?;
+    let mut steps = Vec::new();
+    for (i, s) in list(required(m, "", "steps")?, "steps")?.iter().enumerate() {
+        let path = format!("steps[{i}]");
+        let s = object(s, &path, &["touch", "convert", "at", "value", "transaction_id"])?;
+        steps.push(StepIn {
+            touch: optional(s, "touch").map(|v| string(v, join(&path, "touch"))).transpose()?,
+            convert: optional(s, "convert").map(|v| string(v, join(&path, "convert"))).transpose()?,
+            at: required(s, &path, "at").and_then(|v| timestamp(v, join(&path, "at")))?,
+            value: optional(s, "value").map(|v| number(v, join(&path, "value"))).transpose()?,
+            transaction_id: optional(s, "transaction_id").cloned(),
+        });
+    }
+    Ok(VisitorIn { steps })
+}
+
+/// Where a conversion name was first read: its line and step.
+struct NameAt {
+    name: String,
+    line: usize,
+    step: usize,
 }
 
 /// The conversion definitions a set of timelines needs: every converting
 /// event, with `--inherits` pairs, validated by the core (unknown upstream,
-/// cycles).
-fn timeline_definitions(inherits: &[String], names: &[String]) -> Result<Definitions, String> {
+/// cycles). A name the core refuses is reported at its line in the file.
+fn timeline_definitions(inherits: &[String], names: &[NameAt], file: &str) -> Result<Definitions, String> {
     let mut pairs = Vec::new();
     for spec in inherits {
         let (down, up) = spec
@@ -229,7 +458,7 @@ fn timeline_definitions(inherits: &[String], names: &[String]) -> Result<Definit
             .ok_or_else(|| format!("--inherits: `{spec}` is not DOWNSTREAM=UPSTREAM"))?;
         pairs.push((down.to_owned(), up.to_owned()));
     }
-    let mut events: Vec<String> = names.to_vec();
+    let mut events: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
     for (d, u) in &pairs {
         for e in [d, u] {
             if !events.contains(e) {
@@ -245,17 +474,24 @@ fn timeline_definitions(inherits: &[String], names: &[String]) -> Result<Definit
         })
         .collect();
     Definitions::from_json(&Value::Array(defs)).map_err(|e| {
-        // The core names the definition by index: say which pair it was.
+        // The core names the definition by index: say which name it was.
         let at = e.field.split(['[', ']']).nth(1).and_then(|i| i.parse::<usize>().ok());
-        let name = at.and_then(|i| events.get(i)).map_or("", String::as_str);
-        format!("--inherits: `{name}`: {}", e.rule)
+        match at.and_then(|i| names.get(i)) {
+            Some(n) if e.field.ends_with(".event") => {
+                located::at(file, n.line, &format!("steps[{}].convert", n.step), &e.rule)
+            }
+            _ => {
+                let name = at.and_then(|i| events.get(i)).map_or("", String::as_str);
+                format!("--inherits: `{name}`: {}", e.rule)
+            }
+        }
     })
 }
 
 /// A visitor timeline as journeys: each conversion with the touches the core
 /// credits it on (adjustments replacing the earlier value), then the open
 /// journey as a non-converting one.
-fn timeline_journeys(v: VisitorIn, defs: &Definitions, row: usize) -> Result<Vec<JourneyIn>, String> {
+fn timeline_journeys(v: VisitorIn, defs: &Definitions) -> Result<Vec<JourneyIn>, Bad> {
     let mut open: Vec<Touch> = Vec::new();
     let mut past: Vec<Recorded> = Vec::new();
     let mut out: Vec<(String, JourneyIn)> = Vec::new();
@@ -263,14 +499,14 @@ fn timeline_journeys(v: VisitorIn, defs: &Definitions, row: usize) -> Result<Vec
         match (s.touch, s.convert) {
             (Some(ch), None) => open.push(Touch::new(ch, Some(s.at))),
             (None, Some(name)) => {
-                let def = defs.find(&name).ok_or_else(|| format!("row {row}: steps[{i}]: unknown conversion"))?;
+                let def = defs.find(&name).ok_or_else(|| bad(format!("steps[{i}].convert"), "unknown conversion"))?;
                 let tx = s.transaction_id.as_ref().and_then(|t| {
                     let props = serde_json::Map::from_iter([("transaction_id".to_owned(), t.clone())]);
                     conversion::transaction_id(&props)
                 });
                 let value = s.value.unwrap_or(0.0);
                 if !(value.is_finite() && value >= 0.0) {
-                    return Err(format!("row {row}: steps[{i}].value: a number ≥ 0"));
+                    return Err(bad(format!("steps[{i}].value"), "must be a number ≥ 0"));
                 }
                 let id = format!("{i}");
                 match credit_on(def, s.at, tx.as_deref(), &open, &past) {
@@ -303,7 +539,7 @@ fn timeline_journeys(v: VisitorIn, defs: &Definitions, row: usize) -> Result<Vec
                     }
                 }
             }
-            _ => return Err(format!("row {row}: steps[{i}]: needs `touch` or `convert`, not both")),
+            _ => return Err(bad(format!("steps[{i}]"), "needs exactly one of `touch` and `convert`")),
         }
     }
     let mut journeys: Vec<JourneyIn> = out.into_iter().map(|(_, j)| j).collect();
@@ -319,35 +555,56 @@ fn timeline_journeys(v: VisitorIn, defs: &Definitions, row: usize) -> Result<Vec
     Ok(journeys)
 }
 
-fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>, inherits: &[String]) -> Result<Loaded, String> {
+/// The core's column names for a path, as an NDJSON journey's fields.
+fn journey_field(core: &str) -> &str {
+    match core {
+        "total_conversions" => "conversions",
+        "total_conversion_value" => "value",
+        "total_null" => "nulls",
+        _ => "touches",
+    }
+}
+
+fn load_ndjson(bytes: &[u8], file: &str, lookback_h: Option<f64>, inherits: &[String]) -> Result<Loaded, String> {
     // Lines are journeys or visitor timelines; timelines need the conversion
     // definitions first, so every line is read before any is credited.
-    let mut lines: Vec<(usize, Value)> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    for (i, line) in BufReader::new(bytes).lines().enumerate() {
+    let mut lines: Vec<(usize, Map<String, Value>)> = Vec::new();
+    let mut names: Vec<NameAt> = Vec::new();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let row = i + 1;
-        let line = line.map_err(|e| format!("row {row}: {e}"))?;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|e| bad("journey", located::utf8(raw, &e).1).at(file, row))?;
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|e| format!("row {row}: {e}"))?;
-        for step in v.get("steps").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(n) = step.get("convert").and_then(Value::as_str)
-                && !names.iter().any(|x| x == n)
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| bad("journey", located::json_syntax(&e).1).at(file, row))?;
+        let Value::Object(m) = v else {
+            return Err(bad("journey", "must be a JSON object (a journey or a visitor timeline)").at(file, row));
+        };
+        let steps = m.get("steps").and_then(Value::as_array);
+        for (step, s) in steps.into_iter().flatten().enumerate() {
+            if let Some(n) = s.get("convert").and_then(Value::as_str)
+                && !names.iter().any(|x| x.name == n)
             {
-                names.push(n.to_owned());
+                names.push(NameAt { name: n.to_owned(), line: row, step });
             }
         }
-        lines.push((row, v));
+        lines.push((row, m));
     }
-    let defs = timeline_definitions(inherits, &names)?;
+    let defs = timeline_definitions(inherits, &names, file)?;
     let mut journeys: Vec<(usize, JourneyIn)> = Vec::new();
-    for (row, v) in lines {
-        if v.get("steps").is_some() {
-            let visitor: VisitorIn = serde_json::from_value(v).map_err(|e| format!("row {row}: {e}"))?;
-            journeys.extend(timeline_journeys(visitor, &defs, row)?.into_iter().map(|j| (row, j)));
+    for (row, m) in lines {
+        if m.contains_key("steps") {
+            let visitor = known_keys(&m, "", &["visitor", "steps"])
+                .and_then(|()| visitor_in(&m))
+                .and_then(|v| timeline_journeys(v, &defs))
+                .map_err(|b| b.at(file, row))?;
+            journeys.extend(visitor.into_iter().map(|j| (row, j)));
         } else {
-            journeys.push((row, serde_json::from_value(v).map_err(|e| format!("row {row}: {e}"))?));
+            let allowed = ["touches", "conversions", "value", "nulls", "converted_at"];
+            let j = known_keys(&m, "", &allowed).and_then(|()| journey_in(&m)).map_err(|b| b.at(file, row))?;
+            journeys.push((row, j));
         }
     }
     let mut table = PathTable::new();
@@ -355,10 +612,14 @@ fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>, inherits: &[String]) -> Re
     for (row, j) in journeys {
         has_value |= j.value.is_some();
         let mut touches = j.touches;
-        let timed = touches.iter().all(|t| t.at.is_some());
-        if !timed && touches.iter().any(|t| t.at.is_some()) {
-            return Err(format!("row {row}: either every touch has `at` or none does"));
+        let untimed = touches.iter().position(|t| t.at.is_none());
+        if let Some(k) = untimed
+            && touches.iter().any(|t| t.at.is_some())
+        {
+            let b = bad(format!("touches[{k}].at"), "missing: either every touch has `at` or none does");
+            return Err(b.at(file, row));
         }
+        let timed = untimed.is_none();
         all_timed &= timed;
         let mut ages = None;
         if timed {
@@ -378,7 +639,7 @@ fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>, inherits: &[String]) -> Re
                 );
             }
         } else if lookback_h.is_some() {
-            return Err(format!("row {row}: --lookback needs timestamps on every touch"));
+            return Err(bad("touches[0].at", "--lookback needs a timestamp on every touch").at(file, row));
         }
         if touches.is_empty() {
             continue; // nothing left to credit (empty, or outside the lookback)
@@ -386,10 +647,10 @@ fn load_ndjson(bytes: &[u8], lookback_h: Option<f64>, inherits: &[String]) -> Re
         let names: Vec<&str> = touches.iter().map(|t| t.channel.as_str()).collect();
         table
             .push_names(&names, j.conversions, j.value.unwrap_or(0.0), j.nulls, ages)
-            .map_err(|e| format!("row {row}: {e}"))?;
+            .map_err(|e| core_bad(&e, journey_field).at(file, row))?;
     }
     if table.rows.is_empty() {
-        return Err("no journeys with touches".into());
+        return Err(format!("{file}: no journeys with touches"));
     }
     Ok(Loaded { table, has_value, timed: all_timed })
 }
@@ -423,14 +684,12 @@ fn from_named(name: &str, l: &Loaded, items: impl Iterator<Item = (String, f64, 
 pub fn run(args: Args) -> Result<ExitCode, String> {
     let half = hours(&args.half_life, "half-life")?;
     let lookback = args.lookback.as_deref().map(|t| hours(t, "lookback")).transpose()?;
-    if args.format != "csv" && args.format != "json" {
-        return Err(format!("--format: `{}` is not csv or json", args.format));
-    }
     let bytes = read_input(&args.input)?;
+    let file = if args.input.as_os_str() == "-" { "stdin".to_owned() } else { args.input.display().to_string() };
     let ext = args.input.extension().and_then(|e| e.to_str()).unwrap_or("");
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let loaded = if ext == "ndjson" || ext == "jsonl" || first == Some(b'{') {
-        load_ndjson(&bytes, lookback, &args.inherits)?
+        load_ndjson(&bytes, &file, lookback, &args.inherits)?
     } else {
         if lookback.is_some() {
             return Err("--lookback needs NDJSON journeys with timestamps".into());
@@ -438,49 +697,35 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         if !args.inherits.is_empty() {
             return Err("--inherits needs NDJSON visitor timelines".into());
         }
-        load_csv(&bytes)?
+        load_csv(&bytes, &file)?
     };
 
-    let names: Vec<&str> = if args.model == "all" {
-        let mut v: Vec<&str> = HEURISTICS.to_vec();
-        if loaded.timed {
-            v.push("time-decay");
-        }
-        v.extend(["markov", "shapley", "zhao"]);
-        v
-    } else {
-        vec![args.model.as_str()]
-    };
     let mut columns = Vec::new();
     let mut markov_result: Option<MarkovResult> = None;
     let mut extra = serde_json::Map::new();
-    for name in &names {
-        match *name {
-            "markov" => {
+    for model in args.model.runs(loaded.timed) {
+        let name = model.name();
+        match model {
+            ModelArg::Markov => {
                 let opts = MarkovOptions { order: args.order, min_journeys: args.min_journeys };
                 let r = fit_markov(&loaded.table, &opts).map_err(|e| format!("markov: {e}"))?;
                 columns.push(from_named(
-                    "markov",
+                    name,
                     &loaded,
                     r.channels.iter().map(|c| (c.channel.clone(), c.conversions, c.value)),
                 ));
                 markov_result = Some(r);
             }
-            "shapley" | "zhao" => {
+            ModelArg::Shapley | ModelArg::Zhao => {
                 let sets = SetCounts::from_table(&loaded.table);
-                let game = match args.shapley_game.as_str() {
-                    "conversions" => ShapleyGame::Conversions,
-                    "rate" => ShapleyGame::Rate,
-                    g => return Err(format!("--shapley-game: `{g}` is not conversions or rate")),
-                };
                 let opts = ShapleyOptions {
-                    game,
+                    game: args.shapley_game.core(),
                     samples: args.shapley_samples,
                     seed: args.seed,
                     min_journeys: args.min_journeys,
                     ..ShapleyOptions::default()
                 };
-                let r = if *name == "zhao" {
+                let r = if model == ModelArg::Zhao {
                     sets.zhao(&loaded.table.channels, args.min_journeys)
                 } else {
                     sets.shapley(&loaded.table.channels, &opts)
@@ -498,7 +743,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                     r.channels.iter().map(|c| (c.channel.clone(), c.conversions, c.value)),
                 ));
             }
-            "time-decay" => {
+            ModelArg::TimeDecay => {
                 if !loaded.timed {
                     return Err("time-decay needs NDJSON journeys with a timestamp on every touch".into());
                 }
@@ -506,7 +751,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                 columns.push(heuristic(name, &m, &loaded)?);
             }
             other => {
-                let m = Model::parse(other, half).map_err(|_| format!("--model: unknown model `{other}`"))?;
+                let m = other.heuristic().ok_or_else(|| format!("--model {name}: not a single model"))?;
                 columns.push(heuristic(name, &m, &loaded)?);
             }
         }
@@ -515,8 +760,8 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let ids = loaded.table.channels.sorted_ids();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let single = args.model != "all";
-    if args.format == "csv" {
+    let single = args.model != ModelArg::All;
+    if args.format == Format::Csv {
         let mut w = csv::Writer::from_writer(&mut out);
         let mut header = vec!["channel_name".to_owned()];
         for c in &columns {
@@ -557,7 +802,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         };
         let mut doc = serde_json::Map::new();
         if single {
-            doc.insert("model".into(), json!(args.model));
+            doc.insert("model".into(), json!(args.model.name()));
             if let Some(c) = columns.first() {
                 doc.insert("result".into(), table(c));
             }

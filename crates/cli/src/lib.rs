@@ -9,6 +9,7 @@
 pub mod access;
 pub mod attribute;
 pub mod http;
+pub mod located;
 pub mod rules;
 pub mod score;
 pub mod site;

@@ -9,6 +9,7 @@
 //! recorded elsewhere (a CRM's), saying so in the output. A stamp the event
 //! carries is never overridden.
 
+use crate::located;
 use microfunnel_core::consent::ConsentStamp;
 use microfunnel_core::event::{Event, Limits};
 use microfunnel_core::scoring::{ConversionStages, Rules, evaluate_with};
@@ -70,17 +71,20 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         None => Rules::default_rules(),
     };
     let conversions = match &args.conversions {
-        Some(path) => {
-            crate::rules::load_conversions(path)?.stages(&rules).map_err(|e| format!("{}: {e}", path.display()))?
-        }
+        Some(path) => crate::rules::load_conversions(path)?.stages(&rules)?,
         None => ConversionStages::none(),
     };
     let at = match &args.at {
         Some(text) => Timestamp::parse(text).map_err(|e| format!("--at: {e}"))?,
         None => now()?,
     };
-    let text = std::fs::read_to_string(&args.events).map_err(|e| format!("reading {}: {e}", args.events.display()))?;
-    let mut events = read_events(&text, &args.events.display().to_string(), at)?;
+    let file = args.events.display().to_string();
+    let bytes = std::fs::read(&args.events).map_err(|e| format!("reading {file}: {e}"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let (line, problem) = located::utf8(&bytes, &e);
+        located::at(&file, line, "event", problem)
+    })?;
+    let mut events = read_events(text, &file, at)?;
     let unstamped = events.iter().filter(|e| e.consent.is_none()).count();
     let assumed = !args.assume_consent.is_empty();
     if assumed {
@@ -115,8 +119,9 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The events of an NDJSON export (blank lines skipped); an error names the
-/// file, the line and what is wrong.
+/// The events of an NDJSON export (blank lines skipped); an error is
+/// `FILE:LINE: field: rule`, the field as the core names it (`messageId`,
+/// `context.page.path`), `event` for a line that is not a JSON event.
 pub fn read_events(text: &str, file: &str, at: Timestamp) -> Result<Vec<Event>, String> {
     // An export is history: any age is fine, and `--at` may predate it.
     let limits = Limits { max_age_ms: i64::MAX, max_future_ms: i64::MAX, ..Limits::DEFAULT };
@@ -125,9 +130,9 @@ pub fn read_events(text: &str, file: &str, at: Timestamp) -> Result<Vec<Event>, 
         if line.trim().is_empty() {
             continue;
         }
-        let place = format!("{file}:{}", i + 1);
-        let raw: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{place}: not JSON: {e}"))?;
-        events.push(Event::parse(&raw, &limits, at).map_err(|e| format!("{place}: {e}"))?);
+        let raw: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| located::at(file, i + 1, "event", located::json_syntax(&e).1))?;
+        events.push(Event::parse(&raw, &limits, at).map_err(|e| located::at(file, i + 1, &e.field, &e.rule))?);
     }
     Ok(events)
 }

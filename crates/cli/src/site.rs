@@ -7,7 +7,7 @@
 //! through [`crate::http`] (the operator's token from the environment).
 
 use crate::http::{Client, Method, Remote};
-use microfunnel_core::scoring::Rules;
+use crate::located;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,10 +70,18 @@ fn create(c: Create) -> Result<ExitCode, String> {
 fn build_body(c: &Create) -> Result<Value, String> {
     let mut body = Map::new();
     if let Some(path) = &c.config {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        match serde_json::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {file}: {e}"))?;
+        let value = serde_json::from_str::<Value>(&text).map_err(|e| {
+            let (line, problem) = located::json_syntax(&e);
+            located::at(&file, line, located::DOCUMENT, problem)
+        })?;
+        match value {
             Value::Object(m) => body.extend(m),
-            _ => return Err(format!("{}: must be a JSON object", path.display())),
+            _ => {
+                let line = located::JsonLines::new(&text).line_of("");
+                return Err(located::at(&file, line, located::DOCUMENT, "must be a JSON object"));
+            }
         }
     }
     body.insert("id".into(), json!(c.id));
@@ -82,14 +90,7 @@ fn build_body(c: &Create) -> Result<Value, String> {
     }
     body.insert("origins".into(), json!(c.origins));
     if let Some(path) = &c.rules {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let rules = if path.extension().is_some_and(|e| e == "json") {
-            Rules::from_json(&text)
-        } else {
-            Rules::from_toml(&text)
-        }
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        body.insert("rules".into(), rules.to_json());
+        body.insert("rules".into(), crate::rules::load(path)?.to_json());
     }
     if !c.conversions.is_empty() {
         let defs: Vec<Value> = c

@@ -1,5 +1,6 @@
 //! `microfunnel attribute` end to end: ChannelAttribution files in, its
-//! column names out, malformed rows reported with their row number.
+//! column names out, a malformed line reported as `FILE:LINE: FIELD: PROBLEM`,
+//! a flag value outside its choices refused by clap.
 
 use std::io::Write;
 use std::process::{Command, Output};
@@ -14,6 +15,10 @@ fn file(name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
     p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -73,24 +78,79 @@ fn ndjson_time_decay() {
     assert!((a[0] - 1.0 / 3.0).abs() < 1e-12 && (a[1] - 10.0).abs() < 1e-9);
 }
 
+/// The one line `run` prints for an input error.
+fn input_error(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    stderr(o).trim_end().strip_prefix("error: ").unwrap_or_else(|| panic!("{o:?}")).to_owned()
+}
+
 #[test]
-fn malformed_rows_fail_with_row_number() {
+fn a_malformed_csv_line_names_the_file_line_and_column() {
     let p = file("bad.csv", "path;total_conversions\nA;1\nB > C;-2\n");
     let o = run(&[p.to_str().unwrap()]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("row 3"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(input_error(&o), format!("{}:3: total_conversions: must be a number ≥ 0, got `-2`", p.display()));
     let p = file("empty.csv", "path;total_conversions\nA;1\n > ;1\n");
     let o = run(&[p.to_str().unwrap(), "--model", "linear"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("row 3"));
+    assert_eq!(input_error(&o), format!("{}:3: path: must name at least one channel", p.display()));
+    let p = file("short.csv", "path;total_conversions;total_null\nA;1;0\nB\n");
+    let o = run(&[p.to_str().unwrap()]);
+    assert_eq!(
+        input_error(&o),
+        format!("{}:3: total_conversions: missing: the line has 1 of the header's 3 fields", p.display())
+    );
+    let p = file("long.csv", "path,total_conversions\nA,1\nB,1,9\n");
+    let o = run(&[p.to_str().unwrap()]);
+    assert_eq!(input_error(&o), format!("{}:3: column 3: not in the header, which has 2 fields", p.display()));
     let p = file("nohdr.csv", "a;b\n1;2\n");
     let o = run(&[p.to_str().unwrap()]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("row 1"));
-    let p = file("bad.ndjson", "{\"touches\":[{\"channel\":\"A\"}],\"conversions\":1}\n{oops\n");
+    assert_eq!(input_error(&o), format!("{}:1: path: the header has no such column", p.display()));
+}
+
+#[test]
+fn a_malformed_ndjson_line_names_the_file_line_and_field() {
+    let good = "{\"touches\":[{\"channel\":\"A\"}],\"conversions\":1}\n";
+    for (third, field_problem) in [
+        ("{oops", "journey: not JSON: key must be a string at column 2"),
+        ("[1]", "journey: must be a JSON object (a journey or a visitor timeline)"),
+        ("{\"touches\":[{\"channel\":\"B\"}],\"conversions\":-1}", "conversions: must be a finite number ≥ 0"),
+        (
+            "{\"touches\":[{\"channel\":\"B\"},{\"chanel\":\"C\"}]}",
+            "touches[1].chanel: unknown field (expected one of: channel, at)",
+        ),
+        ("{\"touches\":[{\"channel\":7}]}", "touches[0].channel: must be a string"),
+        ("{\"conversions\":1}", "touches: is required"),
+        ("{\"touches\":[{\"channel\":\"B\",\"at\":\"yesterday\"}]}", "touches[0].at: must be an RFC 3339 date-time"),
+        (
+            "{\"touches\":[{\"channel\":\"B\",\"at\":\"2026-03-01T08:00:00Z\"},{\"channel\":\"C\"}]}",
+            "touches[1].at: missing: either every touch has `at` or none does",
+        ),
+        (
+            "{\"visitor\":\"v\",\"steps\":[{\"touch\":\"B\",\"at\":\"2026-03-01T08:00:00Z\"},{\"convert\":\"Lead\",\"at\":\"2026-03-01T09:00:00Z\",\"value\":-5}]}",
+            "steps[1].value: must be a number ≥ 0",
+        ),
+        (
+            "{\"visitor\":\"v\",\"steps\":[{\"at\":\"2026-03-01T08:00:00Z\"}]}",
+            "steps[0]: needs exactly one of `touch` and `convert`",
+        ),
+    ] {
+        let p = file("bad-line3.ndjson", &format!("{good}{good}{third}\n"));
+        let o = run(&[p.to_str().unwrap(), "--model", "linear"]);
+        assert_eq!(input_error(&o), format!("{}:3: {field_problem}", p.display()), "line 3: {third}");
+    }
+    // A line that is not UTF-8: the column of its first bad byte.
+    let p = file("latin1.ndjson", good);
+    let mut bytes = format!("{good}{good}").into_bytes();
+    bytes.extend(b"{\"touches\":[{\"channel\":\"Caf\xe9\"}]}\n");
+    std::fs::write(&p, bytes).unwrap();
     let o = run(&[p.to_str().unwrap(), "--model", "linear"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("row 2"));
+    assert_eq!(input_error(&o), format!("{}:3: journey: not UTF-8 at column 28", p.display()));
+    // --lookback needs every touch timed: the first untimed one is named.
+    let p = file("untimed.ndjson", &format!("{good}{good}{good}"));
+    let o = run(&[p.to_str().unwrap(), "--lookback", "7d"]);
+    assert_eq!(
+        input_error(&o),
+        format!("{}:1: touches[0].at: --lookback needs a timestamp on every touch", p.display())
+    );
 }
 
 #[test]
@@ -141,4 +201,80 @@ fn bad_inheritance_is_named() {
     let csv = file("inh.csv", CA);
     let o = run(&[csv.to_str().unwrap(), "--inherits", "A=B"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--inherits needs NDJSON visitor timelines"));
+}
+
+/// Timed journeys every model can run on, time decay and `--model all` included.
+const TIMED: &str = r#"{"touches":[{"channel":"A","at":"2026-03-01T08:00:00Z"},{"channel":"B","at":"2026-03-01T10:00:00Z"}],"conversions":1,"value":30}
+{"touches":[{"channel":"B","at":"2026-03-02T08:00:00Z"},{"channel":"Direct","at":"2026-03-02T09:00:00Z"}],"conversions":1,"value":10}
+{"touches":[{"channel":"A","at":"2026-03-03T08:00:00Z"}],"nulls":1}
+"#;
+
+/// Every spelling `--model` has accepted: the names and their aliases.
+const MODEL_SPELLINGS: [&str; 15] = [
+    "first",
+    "first-touch",
+    "last",
+    "last-touch",
+    "last-non-direct",
+    "linear",
+    "time-decay",
+    "position",
+    "u",
+    "j",
+    "inverse-j",
+    "markov",
+    "shapley",
+    "zhao",
+    "all",
+];
+
+#[test]
+fn every_model_spelling_format_and_shapley_game_is_accepted() {
+    let p = file("timed.ndjson", TIMED);
+    let path = p.to_str().unwrap();
+    for model in MODEL_SPELLINGS {
+        for format in ["csv", "json"] {
+            let o = run(&[path, "--model", model, "--format", format]);
+            assert!(o.status.success(), "--model {model} --format {format}: {}", stderr(&o));
+        }
+    }
+    for game in ["conversions", "rate"] {
+        let o = run(&[path, "--model", "shapley", "--shapley-game", game]);
+        assert!(o.status.success(), "--shapley-game {game}: {}", stderr(&o));
+    }
+    // An alias is the model it stands for.
+    assert_eq!(stdout(&run(&[path, "--model", "u"])), stdout(&run(&[path, "--model", "position"])));
+    assert_eq!(stdout(&run(&[path, "--model", "first-touch"])), stdout(&run(&[path, "--model", "first"])));
+}
+
+#[test]
+fn a_value_outside_the_choices_is_refused_by_clap_with_the_choices() {
+    let p = file("choices.ndjson", TIMED);
+    let path = p.to_str().unwrap();
+    for (flag, bad, choices) in [
+        (
+            "--model",
+            "best",
+            "first, last, last-non-direct, linear, time-decay, position, j, inverse-j, markov, shapley, zhao, all",
+        ),
+        ("--format", "xml", "csv, json"),
+        ("--shapley-game", "size", "conversions, rate"),
+    ] {
+        // With `--model first`, the Shapley game is checked even when no Shapley model runs.
+        let o = if flag == "--model" { run(&[path, flag, bad]) } else { run(&[path, "--model", "first", flag, bad]) };
+        assert_eq!(o.status.code(), Some(2), "{flag} {bad}: {o:?}");
+        let err = stderr(&o);
+        assert!(err.contains(&format!("invalid value '{bad}' for '{flag} <")), "{err}");
+        assert!(err.contains(&format!("[possible values: {choices}]")), "{err}");
+        assert!(o.stdout.is_empty());
+    }
+    // `-h` lists the choices after each flag's help.
+    let help = stdout(&run(&["-h"]));
+    for choices in [
+        "[default: markov] [possible values: first, last, last-non-direct, linear, time-decay, position, j, inverse-j, markov, shapley, zhao, all]",
+        "[default: csv] [possible values: csv, json]",
+        "[default: conversions] [possible values: conversions, rate]",
+    ] {
+        assert!(help.contains(choices), "{choices}: {help}");
+    }
 }

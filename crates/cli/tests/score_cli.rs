@@ -134,6 +134,84 @@ fn score_refuses_a_bad_event_line_or_time() {
 }
 
 #[test]
+fn a_malformed_event_line_names_the_file_line_and_field() {
+    let lines: Vec<String> = events().lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    for (third, field_problem) in [
+        ("{oops", "event: not JSON: key must be a string at column 2"),
+        (r#"{"type":"page"}"#, "messageId: is required"),
+        (
+            r#"{"type":"page","messageId":"00000000-0000-4000-8000-000000000009","anonymousId":"v1","timestamp":"soon"}"#,
+            "timestamp: must be an RFC 3339 date-time",
+        ),
+        ("[]", "event: must be a JSON object"),
+    ] {
+        let path = temp("bad-line3.ndjson", &format!("{}\n{}\n{third}\n{}\n", lines[0], lines[1], lines[2]));
+        let o = bin().args(["score", "--at", "2026-03-02T10:07:00Z", "--events"]).arg(&path).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim_end(), format!("error: {}:3: {field_problem}", path.display()), "line 3: {third}");
+    }
+    // Not UTF-8 on line 3: the column of the first bad byte.
+    let path = temp("latin1.ndjson", "");
+    let mut bytes = format!("{}\n{}\n", lines[0], lines[1]).into_bytes();
+    bytes.extend(b"{\"type\":\"pag\xe9\"}\n");
+    std::fs::write(&path, bytes).unwrap();
+    let o = bin().args(["score", "--at", "2026-03-02T10:07:00Z", "--events"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end(), format!("error: {}:3: event: not UTF-8 at column 13", path.display()));
+}
+
+#[test]
+fn rules_check_prints_every_problem_as_file_line_field_problem() {
+    // TOML: a syntax error, and a top-level key missing (its table is the file: line 1).
+    let path = temp("syntax.toml", "version = \"x\"\n[decay]\nkind = = \"none\"\n");
+    let o = bin().args(["rules", "check"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with(&format!("{}:3: (document): invalid TOML: ", path.display())), "{out}");
+    let path = temp("noversion.toml", "[decay]\nkind = \"none\"\n[tiers]\ncold = 0\n[actions]\n");
+    let o = bin().args(["rules", "check"]).arg(&path).output().unwrap();
+    let p = path.display();
+    assert_eq!(
+        stdout(&o).trim_end(),
+        format!("{p}:1: version: is required\n{p}:5: actions: must define at least one action")
+    );
+    // JSON: the line of the field, found in the file (the core gives the path only).
+    let path = temp(
+        "lines.json",
+        "{\n  \"version\": \"j\",\n  \"tiers\": {\"cold\": -1},\n  \"decay\": {\n    \"kind\": \"none\"\n  },\n  \"actions\": {},\n  \"colour\": 1\n}\n",
+    );
+    let o = bin().args(["rules", "check"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let p = path.display();
+    assert_eq!(
+        stdout(&o).trim_end(),
+        format!(
+            "{p}:3: tiers.cold: must be an integer from 0 to 100000\n\
+             {p}:7: actions: must define at least one action\n\
+             {p}:8: colour: unknown field (expected one of: version, session_timeout_minutes, decay, velocity, tiers, stages, actions, fit)"
+        )
+    );
+    // The same lines when another command loads the file.
+    let events = temp("events-lines.ndjson", &events());
+    let o = bin().args(["score", "--events"]).arg(&events).arg("--rules").arg(&path).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{p}:3: tiers.cold: must be")), "{o:?}");
+    // Conversion definitions: the line of the definition at fault.
+    let conv = temp(
+        "conv-lines.json",
+        "[\n  {\"event\": \"Lead\"},\n  {\"event\": \"Client Signed\",\n   \"stage\": \"customer\"}\n]\n",
+    );
+    let o = bin().args(["rules", "check"]).arg(default_toml()).arg("--conversions").arg(&conv).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        stdout(&o).starts_with(&format!("{}:4: conversions[1].stage: stage `customer` is not one of", conv.display())),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn score_with_a_bad_rule_file_fails_with_its_errors() {
     let rules = temp(
         "broken.toml",
