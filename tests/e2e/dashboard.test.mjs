@@ -117,6 +117,39 @@ test('dashboard: money in the minor unit of the site currency (JPY has none)', a
   await context.close();
 });
 
+test('dashboard: the installation check shows the tag to copy, waits, then turns green naming the first page view and its consent', async () => {
+  const site = await createSite('dashinst', { origins: [ORIGIN] });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/dashboard/?site=${site.id}`);
+  await page.fill('input[name=token]', ADMIN);
+  await page.click('button[type=submit]');
+  const status = page.locator('#install-status');
+  await until(async () => (await status.textContent()).startsWith(`Waiting for the first event from ${ORIGIN}`));
+  assert.equal(await status.getAttribute('class'), 'waiting');
+  assert.equal(await page.locator('#install-tag').textContent(), `<script async src="${base}/mf.js" data-site="${site.id}" data-respect-dnt></script>`);
+  // A server event is not the tag working: still waiting.
+  const server = await fetch(`${base}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${site.server_key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Call Logged', userId: 'crm-7', messageId: randomUUID(), timestamp: new Date().toISOString() }] }),
+  });
+  assert.equal(server.status, 200, await server.text());
+  // The site's first page view, as its pages send it.
+  const res = await fetch(`${base}/v1/batch`, {
+    method: 'POST',
+    headers: { origin: ORIGIN },
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'page', anonymousId: randomUUID(), messageId: randomUUID(), timestamp: new Date().toISOString(),
+      context: { page: { path: '/honoraires', url: `${ORIGIN}/honoraires` } }, consent: { analytics: true, personalization: false, marketing: false, policy: 1 } }] }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await until(async () => (await status.getAttribute('class')) === 'ok', 8000);
+  const text = await status.textContent();
+  assert.match(text, /^Working: page view of \/honoraires received /);
+  assert.match(text, /consent: analytics granted, personalization refused, marketing refused\. 1 event\(s\) from the site’s pages in the last 24 hours\.$/);
+  await context.close();
+});
+
 test('dashboard: each role sees what it may read; an owner makes and revokes tokens and share links; a share link shows aggregates only', async () => {
   const site = await createSite('dashrole', { origins: [ORIGIN], conversions: [{ event: 'Consultation Booked', default_value_minor: 9000, currency: 'EUR' }] });
   const anon = randomUUID();

@@ -159,6 +159,34 @@
     sel.value = keep;
   }
 
+  /** The installation check: the tag to copy; waiting, then what the site's pages sent. */
+  var installTimer = 0;
+  function install(i) {
+    document.getElementById('install-tag').textContent = i.script_tag;
+    var s = document.getElementById('install-status'), e = i.last_event;
+    clearTimeout(installTimer);
+    if (!e) {
+      s.className = 'waiting';
+      s.textContent = 'Waiting for the first event from ' + i.origins.join(', ') +
+        '. Open a page of the site with the tag and accept analytics: this turns green when it arrives.';
+      installTimer = setTimeout(function () {
+        var site = form.elements.site.value.trim();
+        allowed(api('/v1/sites/' + encodeURIComponent(site) + '/install', form.elements.token.value))
+          .then(function (next) { if (next) install(next); }, function () {});
+      }, 3000);
+      return;
+    }
+    var c = e.consent, yes = function (p) { return p + (c[p] ? ' granted' : ' refused'); };
+    s.className = 'ok';
+    s.textContent = 'Working: ' + e.kind + (e.page ? ' of ' + e.page : '') + ' received ' + when(e.received_at) +
+      ', consent: ' + ['analytics', 'personalization', 'marketing'].map(yes).join(', ') + '. ' +
+      num(i.events_24h, 0) + ' event(s) from the site’s pages in the last 24 hours.';
+  }
+  document.getElementById('install-copy').addEventListener('click', function () {
+    var text = document.getElementById('install-tag').textContent, b = this;
+    navigator.clipboard.writeText(text).then(function () { b.textContent = 'Copied'; }, function () { b.textContent = 'Select and copy the tag'; });
+  });
+
   function date(t) { return t ? t.slice(0, 16).replace('T', ' ') + ' UTC' : '—'; }
   function revokeButton(label, path) {
     var b = el('button', 'Revoke');
@@ -213,11 +241,14 @@
       allowed(api('/v1/reports/paths?' + q + period, token)),
       allowed(api(base + '/tokens', token)),
       allowed(api(base + '/shares', token)),
+      allowed(api(base + '/install', token)),
     ]).then(function (r) {
       if (!r[0] && !r[2] && !r[4]) throw new Error('This token may not read this site’s reports.');
       show('aggregates', !!r[0]);
       show('leads', !!r[2]);
       show('tokens', !!(r[4] && r[5]));
+      show('install', !!r[6]);
+      if (r[6]) install(r[6]);
       if (r[1]) setCurrency(r[1].currency, r[1].currency_digits);
       if (r[0]) attribution(r[0]);
       if (r[1]) { overview(r[1]); channels(r[1]); }

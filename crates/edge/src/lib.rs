@@ -22,6 +22,7 @@ mod events;
 pub mod fuzzing;
 mod health;
 mod ingest;
+mod install;
 mod ratelimit;
 mod reports;
 mod schema;
@@ -64,6 +65,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/sites/:site/shares", tokens::list_shares)
         .delete_async("/v1/sites/:site/shares/:id", tokens::revoke_share)
         .get_async("/v1/sites/:site/audit", audit::get)
+        .get_async("/v1/sites/:site/install", install::get)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .post_async("/v1/subjects/export", subjects::export_post)
