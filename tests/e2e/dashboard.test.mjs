@@ -132,7 +132,7 @@ test('dashboard: the installation check shows the tag to copy, waits, then turns
   const server = await fetch(`${base}/v1/events`, {
     method: 'POST',
     headers: { authorization: `Bearer ${site.server_key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Call Logged', userId: 'crm-7', messageId: randomUUID(), timestamp: new Date().toISOString() }] }),
+    body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Call Logged', userId: 'crm-7', messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
   });
   assert.equal(server.status, 200, await server.text());
   // The site's first page view, as its pages send it.
