@@ -98,13 +98,10 @@ test('export returns every row and the visitor object; erasure leaves no trace i
 });
 
 /**
- * The daily purge. Under `wrangler dev` the platform's own scheduled entry
- * point (`/cdn-cgi/handler/scheduled`) cannot reach a Worker that has static
- * assets: miniflare's asset RPC proxy forwards the `ScheduledController` over
- * RPC and fails with a DataCloneError before any Worker code runs
- * (cloudflare/workers-sdk#9882, fixed in miniflare releases that need
- * Node.js 22; wrangler 4.86.0 is the last for Node.js 20). This test route
- * runs the same `cron::purge` the `scheduled` handler runs.
+ * The daily purge, called directly: the platform's own scheduled entry point
+ * cannot reach this (assets-serving) `wrangler dev`, so `cron_scheduled`
+ * fires it on the same Worker without assets; here the test route runs the
+ * same `cron::purge` the `scheduled` handler runs, and answers its report.
  */
 async function cron() {
   const res = await fetch(`${base}/__test/cron`, { method: 'POST' });
