@@ -150,6 +150,81 @@ test('dashboard: the installation check shows the tag to copy, waits, then turns
   await context.close();
 });
 
+test('dashboard: charts over time in the site time zone, every model side by side, funnel, stages and TTA; 10,000 conversions load in under a second; usable at 360 px', async () => {
+  const site = await createSite('dashcharts', { origins: [ORIGIN], timezone: 'Europe/Paris', conversions: [{ event: 'Contact Submitted', default_value_minor: 15000, currency: 'EUR' }] });
+  const now = Date.now();
+  const S = q(site.id);
+  // 10,000 conversions over the last 28 days (one every 4 minutes), three paths, and their credits.
+  d1(`INSERT INTO conversions (site_id, message_id, visitor_id, name, value_minor, currency, ts, received_at, tta_ms, path)
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
+      SELECT ${S}, printf('00000000-0000-4000-8000-%012d', i), 'v' || (i % 2000), 'Contact Submitted', 15000, 'EUR',
+        ${now} - i * 240000, ${now} - i * 240000, 40 + (i % 7) * 150,
+        CASE i % 3 WHEN 0 THEN 'Email' WHEN 1 THEN 'Paid Search' ELSE 'Email > Direct' END FROM n`);
+  d1(`INSERT INTO credits (site_id, message_id, visitor_id, model, channel, share, credit_minor)
+      SELECT c.site_id, c.message_id, c.visitor_id, m.model,
+        CASE WHEN c.path = 'Email > Direct' THEN (CASE m.model WHEN 'first' THEN 'Email' ELSE 'Direct' END) ELSE c.path END, 1.0, c.value_minor
+      FROM conversions c, (SELECT 'last' AS model UNION ALL SELECT 'first') m WHERE c.site_id = ${S}`);
+  d1(`INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen, events, score_milli, tier)
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
+      SELECT ${S}, 'v' || i, ${now} - i * 1200000, ${now}, 3, (i % 90) * 1000,
+        CASE WHEN i % 90 >= 76 THEN 'very_hot' WHEN i % 90 >= 51 THEN 'hot' WHEN i % 90 >= 26 THEN 'warm' ELSE 'cold' END FROM n`);
+
+  // The series: 30 local days in Europe/Paris, every conversion counted once.
+  const s = await (await fetch(`${base}/v1/reports/series?site=${site.id}&period=30d`, { headers: admin })).json();
+  assert.equal(s.timezone, 'Europe/Paris');
+  assert.equal(s.bucket, 'day');
+  assert.equal(s.labels.length, 30);
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  assert.equal(sum(s.channels.map((c) => sum(c.conversions))), 10000);
+  assert.deepEqual(s.channels.map((c) => c.channel), ['Direct', 'Email', 'Paid Search']);
+  assert.equal(sum(s.channels.map((c) => sum(c.value_minor))), 10000 * 15000);
+  assert.equal(sum(s.tta.map((b) => b.conversions)), 10000);
+  assert.equal(sum(s.tiers.map((t) => sum(t.visitors))), 2000);
+  // Today by hour: local midnight in Paris is 23:00 or 22:00 UTC.
+  const today = await (await fetch(`${base}/v1/reports/series?site=${site.id}&period=today`, { headers: admin })).json();
+  assert.equal(today.bucket, 'hour');
+  assert.ok([23, 24, 25].includes(today.labels.length), String(today.labels.length));
+  assert.match(today.labels[0], /^\d{4}-\d\d-\d\d 00:00$/);
+  assert.match(today.from, /T2[23]:00:00\.000Z$/);
+  const bad = await fetch(`${base}/v1/reports/series?site=${site.id}&period=fortnight`, { headers: admin });
+  assert.equal(bad.status, 400);
+  const badZone = await fetch(`${base}/v1/sites/${site.id}`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ timezone: 'Mars/Olympus_Mons' }) });
+  assert.equal(badZone.status, 400);
+  assert.match((await badZone.json()).error.message, /^timezone: /);
+
+  const context = await browser.newContext({ viewport: { width: 360, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/dashboard/?site=${site.id}`);
+  await page.fill('input[name=token]', ADMIN);
+  const t0 = Date.now();
+  await page.click('button[type=submit]');
+  await page.waitForFunction((id) => document.getElementById('status').textContent.startsWith(`Site ${id} as of`), site.id, { polling: 'raf' });
+  const elapsed = Date.now() - t0;
+  console.log(`dashboard: 10,000 conversions in the period, loaded and drawn in ${elapsed} ms (budget 1000 ms)`);
+  assert.ok(elapsed < 1000, `loaded in ${elapsed} ms`);
+  for (const id of ['chart-conversions', 'chart-value', 'chart-tiers']) {
+    assert.equal(await page.locator(`#${id} canvas`).count(), 1, id);
+  }
+  const legend = await page.locator('#chart-conversions .u-legend').textContent();
+  for (const ch of ['Direct', 'Email', 'Paid Search']) assert.ok(legend.includes(ch), legend);
+  assert.match(await page.locator('#chart-conversions').getAttribute('aria-label'), /^Totals: Direct 3,333, Email 3,334, Paid Search 3,333$/);
+  // Every model side by side: one group per channel, a bar per model.
+  assert.deepEqual(await page.locator('#models .group').allTextContents(), ['Direct', 'Email', 'Paid Search']);
+  assert.equal(await page.locator('#models .bar').count(), 3 * 8);
+  assert.equal(await page.locator('#tta .bar').count(), 9);
+  assert.ok((await page.locator('#funnel .bar').count()) >= 3);
+  assert.ok((await page.locator('#stages .bar').count()) >= 1);
+  // 360 px wide: nothing wider than the screen.
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 360);
+  // A preset, from the keyboard: yesterday, by hour.
+  await page.focus('select[name=period]');
+  await page.keyboard.press('Home');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.inputValue('select[name=period]'), 'yesterday');
+  await until(async () => (await page.locator('#time-hint').textContent()).startsWith('By hour in Europe/Paris'));
+  await context.close();
+});
+
 test('dashboard: each role sees what it may read; an owner makes and revokes tokens and share links; a share link shows aggregates only', async () => {
   const site = await createSite('dashrole', { origins: [ORIGIN], conversions: [{ event: 'Consultation Booked', default_value_minor: 9000, currency: 'EUR' }] });
   const anon = randomUUID();

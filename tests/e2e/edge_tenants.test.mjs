@@ -47,6 +47,7 @@ function families(site) {
     attribution: { ok: 200, go: (t) => call('GET', `/v1/reports/attribution?site=${site}`, t) },
     kpis: { ok: 200, go: (t) => call('GET', `/v1/reports/kpis?site=${site}`, t) },
     paths: { ok: 200, go: (t) => call('GET', `/v1/reports/paths?site=${site}`, t) },
+    series: { ok: 200, go: (t) => call('GET', `/v1/reports/series?site=${site}&period=7d`, t) },
     leads: { ok: 200, go: (t) => call('GET', `/v1/leads?site=${site}`, t) },
     subject_get: { ok: 404, go: (t) => call('GET', `/v1/subjects/nobody-${randomUUID()}?site=${site}`, t) },
     subject_erase: { ok: 404, go: (t) => call('POST', '/v1/subjects/erase', t, { site, id: `nobody-${randomUUID()}` }) },
@@ -59,10 +60,10 @@ function families(site) {
 
 const ALLOWED = {
   owner: null, // everything
-  analyst: ['attribution', 'kpis', 'paths', 'leads'],
+  analyst: ['attribution', 'kpis', 'paths', 'series', 'leads'],
   privacy: ['subject_get', 'subject_erase'],
   ingest: ['ingest'],
-  share: ['attribution', 'kpis', 'paths'],
+  share: ['attribution', 'kpis', 'paths', 'series'],
 };
 
 test('each role reaches exactly its endpoint families on its own site, and none of another site', async () => {

@@ -116,6 +116,103 @@
     table('attribution', ['Channel'].concat(cols), rows, 'No conversion in this period yet.');
   }
 
+  // Charts. Time series with uPlot (vendor/, from npm: small and fast enough
+  // for ten thousand points); categories as bars of plain elements, whose
+  // labels and figures are text a screen reader reads.
+  var PALETTE = ['#2b6cb0', '#c05621', '#2f855a', '#b83280', '#6b46c1', '#b7791f', '#2c7a7b', '#c53030', '#4a5568', '#975a16', '#276749', '#553c9a'];
+  var plots = {};
+  function chart(id, labels, series, format) {
+    var box = document.getElementById(id);
+    if (plots[id]) { plots[id].destroy(); delete plots[id]; }
+    box.replaceChildren();
+    if (!series.length) { box.appendChild(el('p', 'Nothing in this period yet.', 'hint')); return; }
+    if (typeof uPlot !== 'function') { box.appendChild(el('p', 'The chart library did not load.', 'hint')); return; }
+    var xs = labels.map(function (_, i) { return i; });
+    var opts = {
+      width: Math.max(280, box.clientWidth || 600), height: 220,
+      scales: { x: { time: false } },
+      legend: { live: false },
+      series: [{ label: 'when', value: function (u, v) { return v == null ? '' : labels[v] || ''; } }].concat(series.map(function (s, i) {
+        return { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: labels.length <= 48 },
+          value: function (u, v) { return v == null ? '—' : format(v); } };
+      })),
+      axes: [
+        { values: function (u, splits) { return splits.map(function (v) { return labels[Math.round(v)] || ''; }); } },
+        { values: function (u, splits) { return splits.map(format); }, size: 70 },
+      ],
+    };
+    plots[id] = new uPlot(opts, [xs].concat(series.map(function (s) { return s.data; })), box);
+    var totals = series.map(function (s) { return s.label + ' ' + format(s.data.reduce(function (a, b) { return a + b; }, 0)); });
+    box.setAttribute('aria-label', 'Totals: ' + totals.join(', '));
+  }
+  window.addEventListener('resize', function () {
+    Object.keys(plots).forEach(function (id) {
+      var w = document.getElementById(id).clientWidth;
+      if (w) plots[id].setSize({ width: Math.max(280, w), height: 220 });
+    });
+  });
+  /** Horizontal bars: rows of [label, value, text]; lengths relative to the largest. */
+  function bars(box, rows, color) {
+    var max = rows.reduce(function (m, r) { return Math.max(m, r[1] || 0); }, 0);
+    rows.forEach(function (r) {
+      var row = box.appendChild(el('div', null, 'bar'));
+      row.appendChild(el('span', r[0], 'label'));
+      var fill = row.appendChild(el('span', null, 'track')).appendChild(el('span', null, 'fill'));
+      fill.style.width = (max > 0 ? (100 * (r[1] || 0)) / max : 0) + '%';
+      if (color) fill.style.background = color;
+      row.appendChild(el('span', r[2], 'n'));
+    });
+  }
+  function series(s) {
+    document.getElementById('time-hint').textContent = (s.bucket === 'hour' ? 'By hour' : 'By day') + ' in ' + s.timezone +
+      ', from ' + s.labels[0] + ' to ' + s.labels[s.labels.length - 1] + '; credit under the ' + s.model + ' model (KPI model above).';
+    chart('chart-conversions', s.labels, s.channels.map(function (c) { return { label: c.channel, data: c.conversions }; }),
+      function (v) { return num(v); });
+    chart('chart-value', s.labels, s.channels.map(function (c) { return { label: c.channel, data: c.value_minor }; }), money);
+    chart('chart-tiers', s.labels, s.tiers.filter(function (t) { return t.visitors.some(function (n) { return n > 0; }); })
+      .map(function (t) { return { label: t.tier, data: t.visitors }; }), function (v) { return num(v, 0); });
+    var tta = document.getElementById('tta');
+    tta.replaceChildren();
+    var total = s.tta.reduce(function (a, b) { return a + b.conversions; }, 0);
+    if (!total) tta.appendChild(el('p', 'No conversion in this period yet.', 'hint'));
+    else bars(tta, s.tta.map(function (b) { return [b.bin, b.conversions, num(b.conversions, 0) + ' (' + pct(b.conversions / total) + ')']; }));
+  }
+  function modelBars(a) {
+    var box = document.getElementById('models');
+    box.replaceChildren();
+    var cols = MODELS.concat(['markov', 'shapley']), by = {};
+    function put(ch, m, v) { (by[ch] = by[ch] || {})[m] = v; }
+    MODELS.forEach(function (m) { (a.models[m] || []).forEach(function (c) { put(c.channel, m, c.conversions); }); });
+    ((a.markov && a.markov.channels) || []).forEach(function (c) { put(c.channel, 'markov', c.conversions); });
+    ((a.shapley && a.shapley.channels) || []).forEach(function (c) { put(c.channel, 'shapley', c.conversions); });
+    var chs = Object.keys(by).sort();
+    if (!chs.length) { box.appendChild(el('p', 'No conversion in this period yet.', 'hint')); return; }
+    var max = 0;
+    chs.forEach(function (ch) { cols.forEach(function (m) { max = Math.max(max, by[ch][m] || 0); }); });
+    chs.forEach(function (ch) {
+      box.appendChild(el('div', ch, 'group'));
+      cols.forEach(function (m, i) {
+        var row = box.appendChild(el('div', null, 'bar'));
+        row.appendChild(el('span', m, 'label'));
+        var fill = row.appendChild(el('span', null, 'track')).appendChild(el('span', null, 'fill'));
+        fill.style.width = (max > 0 ? (100 * (by[ch][m] || 0)) / max : 0) + '%';
+        fill.style.background = PALETTE[i % PALETTE.length];
+        row.appendChild(el('span', num(by[ch][m] || 0), 'n'));
+      });
+    });
+  }
+  function stages(st) {
+    var box = document.getElementById('stages');
+    box.replaceChildren();
+    var rows = (st && st.stages) || [];
+    if (!rows.length) { box.appendChild(el('p', 'The site\u2019s rules define no stage.', 'hint')); return; }
+    bars(box, rows.map(function (r) {
+      var p = r.from_previous;
+      var rate = p && p.rate != null ? ', ' + pct(p.rate) + ' from ' + p.stage : '';
+      return [r.label || r.stage, r.entered, num(r.entered, 0) + ' entered' + rate];
+    }), '#2f855a');
+  }
+
   function channels(k) {
     table('channels', ['Channel (' + k.model + ')', 'Conversions', 'Conv. rate', 'Value', 'Avg. order', 'CPA', 'ROAS'],
       (k.channels || []).map(function (c) {
@@ -124,9 +221,9 @@
       }));
     var f = document.getElementById('funnel');
     f.replaceChildren();
-    (k.funnel || []).forEach(function (s) {
-      f.appendChild(el('li', s.stage + ': ' + num(s.visitors, 0) + (s.pass_through == null ? '' : ' (' + pct(s.pass_through) + ')')));
-    });
+    bars(f, (k.funnel || []).map(function (s) {
+      return [s.stage, s.visitors, num(s.visitors, 0) + (s.pass_through == null ? '' : ' (' + pct(s.pass_through) + ')')];
+    }));
   }
 
   function leads(l) {
@@ -230,27 +327,41 @@
     if (!site || !token) return;
     try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) {}
     var q = 'site=' + encodeURIComponent(site);
-    var period = (f.from.value ? '&from=' + f.from.value : '') + (f.to.value ? '&to=' + f.to.value : '');
+    var preset = f.period.value === 'custom'
+      ? '&period=custom&from_date=' + (f.from.value || f.to.value) + '&to_date=' + (f.to.value || f.from.value)
+      : '&period=' + f.period.value;
+    if (f.period.value === 'custom' && !f.from.value && !f.to.value) preset = '&period=30d';
     var base = '/v1/sites/' + encodeURIComponent(site);
+    var period = '';
     status.className = '';
     status.textContent = 'Loading…';
-    Promise.all([
-      allowed(api('/v1/reports/attribution?' + q + period, token)),
-      allowed(api('/v1/reports/kpis?' + q + period + '&model=' + encodeURIComponent(f.model.value), token)),
-      allowed(api('/v1/leads?' + q + (f.tier.value ? '&tier=' + encodeURIComponent(f.tier.value) : ''), token)),
-      allowed(api('/v1/reports/paths?' + q + period, token)),
-      allowed(api(base + '/tokens', token)),
-      allowed(api(base + '/shares', token)),
-      allowed(api(base + '/install', token)),
-    ]).then(function (r) {
+    // The series resolves the period in the site's time zone; every other
+    // report is then asked for exactly that window.
+    allowed(api('/v1/reports/series?' + q + preset + '&model=' + encodeURIComponent(f.model.value), token)).then(function (s) {
+      if (s) period = '&from=' + encodeURIComponent(s.from) + '&to=' + encodeURIComponent(s.to);
+      return Promise.all([s,
+        allowed(api('/v1/reports/attribution?' + q + period, token)),
+        allowed(api('/v1/reports/kpis?' + q + period + '&model=' + encodeURIComponent(f.model.value), token)),
+        allowed(api('/v1/leads?' + q + (f.tier.value ? '&tier=' + encodeURIComponent(f.tier.value) : ''), token)),
+        allowed(api('/v1/reports/paths?' + q + period, token)),
+        allowed(api(base + '/tokens', token)),
+        allowed(api(base + '/shares', token)),
+        allowed(api(base + '/install', token)),
+        allowed(api('/v1/reports/stages?' + q + period, token)),
+      ]);
+    }).then(function (all) {
+      var s = all[0], r = all.slice(1);
       if (!r[0] && !r[2] && !r[4]) throw new Error('This token may not read this site’s reports.');
       show('aggregates', !!r[0]);
       show('leads', !!r[2]);
       show('tokens', !!(r[4] && r[5]));
       show('install', !!r[6]);
       if (r[6]) install(r[6]);
+      if (s) setCurrency(s.currency, s.currency_digits);
       if (r[1]) setCurrency(r[1].currency, r[1].currency_digits);
-      if (r[0]) attribution(r[0]);
+      if (s) series(s);
+      if (r[0]) { attribution(r[0]); modelBars(r[0]); }
+      if (r[7] || r[0]) stages(r[7]);
       if (r[1]) { overview(r[1]); channels(r[1]); }
       if (r[2]) { tiers(r[2].tiers); leads(r[2]); }
       if (r[3]) paths(r[3]);
@@ -292,6 +403,12 @@
     load();
   });
   form.elements.live.addEventListener('change', load);
+  form.elements.period.addEventListener('change', function () {
+    var custom = form.elements.period.value === 'custom';
+    document.querySelectorAll('label.custom').forEach(function (l) { l.hidden = !custom; });
+    if (!custom) load();
+  });
+  ['from', 'to'].forEach(function (k) { form.elements[k].addEventListener('change', load); });
   var params = new URLSearchParams(location.search);
   if (params.get('site')) form.elements.site.value = params.get('site');
   try { form.elements.token.value = sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) {}

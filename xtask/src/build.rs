@@ -16,7 +16,22 @@ pub enum Mode {
 
 pub fn all(mode: Mode) -> Result<(), String> {
     browser()?;
+    dashboard_vendor()?;
     worker(mode)
+}
+
+/// The dashboard's one library, uPlot (its charts), from the npm package
+/// bootstrap installed (`package.json`), into `www/dashboard/vendor/`:
+/// served from the collector's own origin, never a CDN.
+pub fn dashboard_vendor() -> Result<(), String> {
+    let from = root().join("node_modules/uplot/dist");
+    let to = root().join("www/dashboard/vendor");
+    std::fs::create_dir_all(&to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    for f in ["uPlot.iife.min.js", "uPlot.min.css"] {
+        std::fs::copy(from.join(f), to.join(f))
+            .map_err(|e| format!("copying uPlot's {f} (run `cargo xtask bootstrap`): {e}"))?;
+    }
+    Ok(())
 }
 
 fn fresh(output: &Path, inputs: &[&str]) -> bool {

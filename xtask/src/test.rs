@@ -191,7 +191,7 @@ pub fn run() -> Result<(), String> {
     );
 
     let started = Instant::now();
-    let built = build::browser().and_then(|()| build::worker(Mode::Test));
+    let built = build::browser().and_then(|()| build::dashboard_vendor()).and_then(|()| build::worker(Mode::Test));
     let built_ok = built.is_ok();
     check(&mut tally, "build (browser module, Worker test build)", built, started);
     if built_ok {
@@ -225,7 +225,7 @@ pub fn run() -> Result<(), String> {
 /// suite; `cargo xtask test` still runs everything.
 pub fn e2e_only(filters: &[String]) -> Result<(), String> {
     crate::bootstrap::run()?;
-    build::browser().and_then(|()| build::worker(Mode::Test))?;
+    build::browser().and_then(|()| build::dashboard_vendor()).and_then(|()| build::worker(Mode::Test))?;
     let mut tally = Tally::default();
     e2e_filtered(&mut tally, filters);
     println!("{} passed, {} failed", tally.passed, tally.failed);

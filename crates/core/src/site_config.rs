@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 type Res<T> = Result<T, ValidationError>;
 
 /// The top-level fields of a configuration document.
-pub const FIELDS: [&str; 6] = ["rules", "cta", "consent", "channels", "conversions", "attribution"];
+pub const FIELDS: [&str; 7] = ["rules", "cta", "consent", "channels", "conversions", "attribution", "timezone"];
 /// At most this many named CTAs, and this many characters of button text.
 pub const MAX_CTAS: usize = 50;
 pub const MAX_CTA_TEXT: usize = 200;
@@ -201,6 +201,8 @@ pub struct SiteConfig {
     conversions: Definitions,
     stages: ConversionStages,
     attribution: AttributionOptions,
+    /// The IANA time zone the site's days and hours are counted in.
+    timezone: String,
 }
 
 impl Default for SiteConfig {
@@ -217,8 +219,21 @@ impl Default for SiteConfig {
             conversions,
             stages,
             attribution: AttributionOptions::default(),
+            timezone: "UTC".into(),
         }
     }
+}
+
+/// The form of an IANA time zone name (`Europe/Paris`,
+/// `America/Argentina/Buenos_Aires`, `UTC`). Whether the name exists is the
+/// runtime's to say (the collector asks `Intl`): the core has no tz table.
+pub fn is_timezone_name(s: &str) -> bool {
+    let part =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+');
+    (1..=64).contains(&s.len())
+        && s.split('/').count() <= 3
+        && s.split('/').all(part)
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
 }
 
 fn err(field: &str, rule: impl Into<String>) -> ValidationError {
@@ -301,7 +316,12 @@ impl SiteConfig {
                     merge_on_email: bool_field(m, "attribution", "merge_on_email", true)?,
                 },
             };
-        Ok(SiteConfig { custom_rules, rules, cta, consent, channels, conversions, stages, attribution })
+        let timezone = match field("timezone") {
+            Value::Null => "UTC".to_owned(),
+            Value::String(t) if is_timezone_name(&t) => t,
+            _ => return Err(err("timezone", "an IANA time zone name such as Europe/Paris")),
+        };
+        Ok(SiteConfig { custom_rules, rules, cta, consent, channels, conversions, stages, attribution, timezone })
     }
 
     /// This configuration with the top-level fields of `changes` replaced
@@ -333,6 +353,7 @@ impl SiteConfig {
                 "journey_timeout_hours": self.attribution.journey_timeout_ms as f64 / 3_600_000.0,
                 "merge_on_email": self.attribution.merge_on_email,
             },
+            "timezone": self.timezone,
         })
     }
 
@@ -393,6 +414,9 @@ impl SiteConfig {
     }
     pub fn attribution(&self) -> AttributionOptions {
         self.attribution
+    }
+    pub fn timezone(&self) -> &str {
+        &self.timezone
     }
 }
 

@@ -61,6 +61,19 @@ impl Timestamp {
     pub fn day(self) -> i64 {
         self.0.div_euclid(Self::MILLIS_PER_DAY)
     }
+
+    /// The instant a wall-clock date and time reads in UTC (month 1–12);
+    /// `None` for a date or time that does not exist. A time zone's wall
+    /// clock is this minus its offset (the caller's to know: no tz table here).
+    pub fn from_utc_parts(year: i64, month: i64, day: i64, hour: i64, minute: i64) -> Option<Timestamp> {
+        let valid = (1..=12).contains(&month)
+            && (1..=days_in_month(year, month)).contains(&day)
+            && (0..24).contains(&hour)
+            && (0..60).contains(&minute);
+        let days = days_from_civil(year, month, day);
+        valid.then_some(())?;
+        Timestamp::from_millis(days * Self::MILLIS_PER_DAY + (hour * 60 + minute) * 60_000)
+    }
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
@@ -214,6 +227,18 @@ mod tests {
     use proptest::prelude::*;
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
+
+    #[test]
+    fn utc_parts_read_as_their_rfc_3339_form() {
+        let t = Timestamp::from_utc_parts(2026, 12, 4, 18, 5).unwrap();
+        assert_eq!(t, Timestamp::parse("2026-12-04T18:05:00Z").unwrap());
+        assert_eq!(Timestamp::from_utc_parts(2028, 2, 29, 0, 0), Timestamp::parse("2028-02-29T00:00:00Z").ok());
+        for bad in
+            [(2026, 2, 29, 0, 0), (2026, 13, 1, 0, 0), (2026, 1, 0, 0, 0), (2026, 1, 1, 24, 0), (2026, 1, 1, 0, 60)]
+        {
+            assert_eq!(Timestamp::from_utc_parts(bad.0, bad.1, bad.2, bad.3, bad.4), None, "{bad:?}");
+        }
+    }
 
     /// What the `time` crate makes of `text`, with our range and our one
     /// deliberate difference (anything before the epoch is out of range).

@@ -27,6 +27,7 @@ mod ratelimit;
 mod reports;
 mod schema;
 mod secrets;
+mod series;
 mod site;
 mod sites;
 mod spend;
@@ -37,6 +38,7 @@ mod tokens;
 mod visitor;
 mod webhooks;
 mod withdrawals;
+mod zone;
 
 pub use ratelimit::Limiter;
 pub use visitor::Visitor;
@@ -77,6 +79,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/kpis", reports::kpis)
         .get_async("/v1/reports/paths", reports::paths)
         .get_async("/v1/reports/stages", reports::stages)
+        .get_async("/v1/reports/series", series::get)
         .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]
     let router = router

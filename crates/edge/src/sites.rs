@@ -105,6 +105,16 @@ fn invalid_config(message: String) -> ApiError {
     ApiError::bad_request("invalid_config", message)
 }
 
+/// The core checks a time zone's form; whether it exists is the runtime's
+/// `Intl` to say, asked on every write.
+fn check_zone(config: &Config) -> ApiResult<()> {
+    let tz = config.site.timezone();
+    if crate::zone::Zone::new(tz).is_none() {
+        return Err(invalid_config(format!("timezone: `{tz}` is not a time zone this collector knows")));
+    }
+    Ok(())
+}
+
 /// A site as stored.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -313,6 +323,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     let retention = input.retention_days.unwrap_or(395);
     check_site_fields(&input.origins, &input.webhooks, retention, loopback_allowed(&env))?;
     let config = Config::from_json(&Value::Object(config)).map_err(invalid_config)?;
+    check_zone(&config)?;
     let server_key = format!("mfsk_{}", auth::random_hex(2)?);
     // Derived, not stored (`secrets`): version 1 of each direction.
     let signing_secret = secrets::issue(&env, &input.id, Purpose::Signing, 1)?;
@@ -406,6 +417,7 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     site.retention_days = input.retention_days.unwrap_or(site.retention_days);
     check_site_fields(&site.origins, &site.webhooks, site.retention_days, site.loopback_ok)?;
     site.config = site.config.patched(&changes).map_err(invalid_config)?;
+    check_zone(&site.config)?;
     let now = now_ms().max(site.updated_at + 1);
     let result = env
         .d1("DB")?
