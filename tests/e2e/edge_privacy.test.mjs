@@ -83,6 +83,10 @@ test('export returns every row and the visitor object; erasure leaves no trace i
   assert.equal(del.status, 200, JSON.stringify(d));
   assert.equal(d.deleted.events, 3);
   assert.equal(d.visitor_objects, 1);
+  // The erasure was recorded before it began, and its record, once done, names nobody.
+  const [record] = d1(`SELECT visitors, ids, completed_at, last_error FROM erasures WHERE id = ${q(d.erasure)}`);
+  assert.deepEqual([record.visitors, record.ids, record.last_error], ['[]', '[]', null]);
+  assert.ok(record.completed_at > 0);
 
   dump = dumpAll();
   for (const needle of [anon, user, emailHash, email]) assert.ok(!dump.includes(needle), `${needle} survived erasure:\n${dump}`);
@@ -109,6 +113,25 @@ async function cron() {
   assert.equal(res.status, 200, JSON.stringify(body));
   return body;
 }
+
+test('an erasure a failed request left pending is completed by the daily cron, objects and D1 alike', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const user = `user-${randomUUID().slice(0, 8)}`;
+  await populate(site.id, anon, user, `${randomUUID().slice(0, 8)}@example.org`);
+  // What a request that died after writing its record (and before its last batch) leaves.
+  const id = `er_test_${randomUUID().slice(0, 8)}`;
+  d1(`INSERT INTO erasures (id, site_id, visitors, ids, requested_at, last_error) VALUES (${q(id)}, ${q(site.id)},
+      ${q(JSON.stringify([anon]))}, ${q(JSON.stringify([anon, user]))}, ${Date.now() - 120_000}, 'the visitor object did not answer')`);
+  const report = await cron();
+  assert.ok(report.erasures.completed >= 1, JSON.stringify(report));
+  const [record] = d1(`SELECT visitors, ids, completed_at, attempts, last_error FROM erasures WHERE id = ${q(id)}`);
+  assert.deepEqual([record.visitors, record.ids, record.attempts, record.last_error], ['[]', '[]', 2, null]);
+  const dump = dumpAll();
+  for (const needle of [anon, user]) assert.ok(!dump.includes(needle), `${needle} survived the completed erasure`);
+  const gone = await fetch(`${base}/v1/subjects/${user}?site=${site.id}`, { headers: admin });
+  assert.equal(gone.status, 404);
+});
 
 test('the retention purge deletes raw events older than the site retention', async () => {
   const site = await createSite();

@@ -21,6 +21,7 @@ const DAY_MS: i64 = 86_400_000;
 const BATCH: i64 = 5_000;
 const ROUNDS: usize = 20;
 const OBJECTS: i64 = 200;
+const ERASURES: i64 = 50;
 
 /// Each statement deletes rows past their site's retention (`?1` = now,
 /// `?2` = a day in ms, `?3` = the batch size), oldest dependent rows first.
@@ -71,6 +72,13 @@ const PURGES: &[(&str, &str)] = &[
         "audit_log",
         "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a JOIN sites s ON s.id = a.site_id \
          WHERE a.at < ?1 - MAX(s.retention_days, 365) * ?2 LIMIT ?3)",
+    ),
+    // Completed erasure records (counts of nothing personal), kept like the
+    // audit log.
+    (
+        "erasure_records",
+        "DELETE FROM erasures WHERE rowid IN (SELECT e.rowid FROM erasures e JOIN sites s ON s.id = e.site_id \
+         WHERE e.completed_at < ?1 - MAX(s.retention_days, 365) * ?2 LIMIT ?3)",
     ),
     // Credentials that stopped working longer than the retention ago.
     (
@@ -140,6 +148,10 @@ pub async fn purge(env: &Env) -> ApiResult<Value> {
         }
     }
     report.insert("visitor_objects".into(), json!({"swept": swept, "dropped": dropped}));
+    // Erasures a failed request left half done.
+    let (completed, failing) = crate::subjects::complete_pending(env, ERASURES).await?;
+    more |= failing > 0;
+    report.insert("erasures".into(), json!({"completed": completed, "failing": failing}));
     for (name, sql) in PURGES {
         let mut total = 0;
         for round in 0..ROUNDS {

@@ -10,13 +10,17 @@
 //! in the body instead, so an address never sits in a URL (and in the logs
 //! that keep URLs).
 //!
-//! Erasure goes objects first, then D1: an object erase repeats harmlessly,
-//! and while the D1 rows stand a retry still finds every object to erase.
+//! Erasure is written down first (`erasures`: the visitors and ids it must
+//! reach), then goes objects first, then D1: an object erase repeats
+//! harmlessly, and while the D1 rows stand a retry still finds every object
+//! to erase. The last D1 batch also marks the record done and clears its
+//! ids; a record a failed request left pending is completed by the daily
+//! cron ([`complete_pending`]).
 
 use crate::access::{self, Actor, Permission};
 use crate::audit;
 use crate::errors::{ApiError, ApiResult, reply};
-use crate::sites::Site;
+use crate::sites::{Site, js_num, now_ms};
 use crate::visitor;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -226,10 +230,70 @@ pub async fn erase_post(req: Request, ctx: RouteContext<()>) -> Result<Response>
 }
 
 async fn erase_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
-    let db = env.d1("DB")?;
     let site = s.site.id.as_str();
-    let ids = serde_json::to_string(&s.ids)?;
-    let vis = serde_json::to_string(&s.visitors)?;
+    let record = Erasure {
+        id: format!("er_{}", crate::auth::random_hex(1)?),
+        site: site.to_owned(),
+        visitors: s.visitors.clone(),
+        ids: s.ids.clone(),
+    };
+    env.d1("DB")?
+        .prepare("INSERT INTO erasures (id, site_id, visitors, ids, requested_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(&[
+            record.id.as_str().into(),
+            site.into(),
+            serde_json::to_string(&record.visitors)?.into(),
+            serde_json::to_string(&record.ids)?.into(),
+            js_num(now_ms()),
+        ])?
+        .run()
+        .await?;
+    let (deleted, objects) = match run(env, &record).await {
+        Ok(done) => done,
+        Err(e) => {
+            failed(env, &record.id, &e).await;
+            return Err(e);
+        }
+    };
+    // Counts only: the log must not keep the id the erasure removed.
+    s.audit(env, "subject.erased", json!({"visitors": s.visitors.len(), "deleted": deleted})).await?;
+    Ok(Response::from_json(&json!({
+        "site": site, "subject": id, "deleted": deleted, "visitor_objects": objects, "erasure": record.id,
+    }))?)
+}
+
+/// An erasure as recorded: what it must reach.
+struct Erasure {
+    id: String,
+    site: String,
+    visitors: Vec<String>,
+    ids: Vec<String>,
+}
+
+/// Notes a failed attempt on the record, for the cron to try again.
+async fn failed(env: &Env, id: &str, e: &ApiError) {
+    worker::console_error!("erasure {id} failed: {}", e.message);
+    let note = async {
+        env.d1("DB")?
+            .prepare("UPDATE erasures SET last_error = ?2 WHERE id = ?1")
+            .bind(&[id.into(), e.message.as_str().into()])?
+            .run()
+            .await?;
+        ApiResult::Ok(())
+    };
+    if let Err(n) = note.await {
+        worker::console_error!("erasure {id}: the failure could not be noted: {}", n.message);
+    }
+}
+
+/// Erases what the record names, objects first, then every D1 row and the
+/// record's own ids in one batch. Answers the rows deleted per table and the
+/// objects erased.
+async fn run(env: &Env, e: &Erasure) -> ApiResult<(serde_json::Map<String, Value>, usize)> {
+    let db = env.d1("DB")?;
+    let site = e.site.as_str();
+    let ids = serde_json::to_string(&e.ids)?;
+    let vis = serde_json::to_string(&e.visitors)?;
     let mut statements = vec![
         db.prepare(
             "DELETE FROM events WHERE site_id = ?1 AND (visitor_id IN (SELECT value FROM json_each(?2)) \
@@ -245,9 +309,15 @@ async fn erase_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
             .bind(&[site.into(), vis.as_str().into()])?,
         );
     }
+    statements.push(
+        db.prepare(
+            "UPDATE erasures SET completed_at = ?2, visitors = '[]', ids = '[]', last_error = NULL WHERE id = ?1",
+        )
+        .bind(&[e.id.as_str().into(), js_num(now_ms())])?,
+    );
     // Objects first (see the module's header), then every D1 row at once.
     let mut objects = 0;
-    for v in &s.visitors {
+    for v in &e.visitors {
         objects += visitor::erase(env, site, v).await?;
     }
     let results = db.batch(statements).await?;
@@ -255,7 +325,48 @@ async fn erase_subject(env: &Env, s: Subject, id: &str) -> ApiResult<Response> {
     for (table, r) in std::iter::once(&"events").chain(VISITOR_TABLES).zip(&results) {
         deleted.insert((*table).into(), json!(r.meta()?.and_then(|m| m.changes).unwrap_or(0)));
     }
-    // Counts only: the log must not keep the id the erasure removed.
-    s.audit(env, "subject.erased", json!({"visitors": s.visitors.len(), "deleted": deleted})).await?;
-    Ok(Response::from_json(&json!({"site": site, "subject": id, "deleted": deleted, "visitor_objects": objects}))?)
+    Ok((deleted, objects))
+}
+
+/// Erasures left pending by a failed request (older than a minute, so none
+/// still under way), completed now: `(completed, still failing)`.
+pub(crate) async fn complete_pending(env: &Env, limit: i64) -> ApiResult<(u64, u64)> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+        site_id: String,
+        visitors: String,
+        ids: String,
+    }
+    let rows: Vec<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT id, site_id, visitors, ids FROM erasures WHERE completed_at IS NULL AND requested_at < ?1              ORDER BY requested_at LIMIT ?2",
+        )
+        .bind(&[js_num(now_ms() - 60_000), js_num(limit)])?
+        .all()
+        .await?
+        .results()?;
+    let (mut done, mut failing) = (0, 0);
+    for r in rows {
+        let (Ok(visitors), Ok(ids)) = (serde_json::from_str(&r.visitors), serde_json::from_str(&r.ids)) else {
+            worker::console_error!("erasure {}: its record is unreadable", r.id);
+            failing += 1;
+            continue;
+        };
+        let e = Erasure { id: r.id, site: r.site_id, visitors, ids };
+        env.d1("DB")?
+            .prepare("UPDATE erasures SET attempts = attempts + 1 WHERE id = ?1")
+            .bind(&[e.id.as_str().into()])?
+            .run()
+            .await?;
+        match run(env, &e).await {
+            Ok(_) => done += 1,
+            Err(err) => {
+                failed(env, &e.id, &err).await;
+                failing += 1;
+            }
+        }
+    }
+    Ok((done, failing))
 }
