@@ -114,6 +114,34 @@ async function cron() {
   return body;
 }
 
+test('a site that hashes userIds stores none as sent; stitching, export and erasure by the id still work', async () => {
+  const site = await makeSite('p', { origins: [ORIGIN], consent: { hash_user_ids: true } });
+  const anon = randomUUID();
+  const user = `crm-${randomUUID().slice(0, 8)}`;
+  const server = await fetch(`${base}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${site.server_key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ site: site.id, batch: [ev({ type: 'identify', anonymousId: anon, userId: user }), ev({ type: 'track', event: 'Call Logged', userId: user })] }),
+  });
+  assert.equal(server.status, 200, await server.text());
+  const res = await browser(site.id, [ev({ type: 'page', anonymousId: anon, userId: user, context: { page: { path: '/honoraires' } } })]);
+  assert.equal(res.status, 200, await res.text());
+  const rows = d1(`SELECT DISTINCT user_id, visitor_id FROM events WHERE site_id = ${q(site.id)}`);
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  assert.match(rows[0].user_id, /^uh_[0-9a-f]{64}$/);
+  assert.equal(rows[0].visitor_id, anon, 'the three events, by either id, are one visitor');
+  assert.ok(!dumpAll().includes(user), 'the userId as sent is stored nowhere');
+  // The owner still asks by the id they know.
+  const ex = await fetch(`${base}/v1/subjects/export`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ site: site.id, id: user }) });
+  const data = await ex.json();
+  assert.equal(ex.status, 200, JSON.stringify(data));
+  assert.deepEqual(data.visitors, [anon]);
+  const del = await fetch(`${base}/v1/subjects/erase`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ site: site.id, id: user }) });
+  assert.equal(del.status, 200, await del.text());
+  const dump = dumpAll();
+  for (const needle of [anon, rows[0].user_id]) assert.ok(!dump.includes(needle), `${needle} survived erasure`);
+});
+
 test('an erasure a failed request left pending is completed by the daily cron, objects and D1 alike', async () => {
   const site = await createSite();
   const anon = randomUUID();

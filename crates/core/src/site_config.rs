@@ -32,11 +32,19 @@ pub struct ConsentPolicy {
     pub respect_dnt: bool,
     /// Query parameters removed from URLs beyond the default personal ones.
     pub sanitise: SanitiseRules,
+    /// Store userIds only as the collector's keyed hash of them (the site's
+    /// own ids never written down; stitching and erasure by id still work).
+    pub hash_user_ids: bool,
 }
 
 impl Default for ConsentPolicy {
     fn default() -> Self {
-        ConsentPolicy { cookieless_pageviews: false, respect_dnt: true, sanitise: SanitiseRules::default() }
+        ConsentPolicy {
+            cookieless_pageviews: false,
+            respect_dnt: true,
+            sanitise: SanitiseRules::default(),
+            hash_user_ids: false,
+        }
     }
 }
 
@@ -274,12 +282,13 @@ impl SiteConfig {
         };
         let rules = custom_rules.clone().unwrap_or_else(Rules::default_rules);
         let cta = CtaVariants::parse(&field("cta"), &rules)?;
-        let consent = match object(&field("consent"), "consent", &["cookieless_pageviews", "respect_dnt", "sanitise"])?
-        {
+        let consent_fields = ["cookieless_pageviews", "respect_dnt", "sanitise", "hash_user_ids"];
+        let consent = match object(&field("consent"), "consent", &consent_fields)? {
             None => ConsentPolicy::default(),
             Some(m) => ConsentPolicy {
                 cookieless_pageviews: bool_field(m, "consent", "cookieless_pageviews", false)?,
                 respect_dnt: bool_field(m, "consent", "respect_dnt", true)?,
+                hash_user_ids: bool_field(m, "consent", "hash_user_ids", false)?,
                 sanitise: match m.get("sanitise") {
                     None | Some(Value::Null) => SanitiseRules::default(),
                     Some(s) => serde_json::from_value(s.clone()).map_err(|e| err("consent.sanitise", e.to_string()))?,
@@ -346,6 +355,7 @@ impl SiteConfig {
                 "cookieless_pageviews": c.cookieless_pageviews,
                 "respect_dnt": c.respect_dnt,
                 "sanitise": c.sanitise,
+                "hash_user_ids": c.hash_user_ids,
             },
             "channels": channels_json(&self.channels),
             "conversions": self.conversions.to_json(),

@@ -42,7 +42,8 @@ async fn inner(mut req: Request, env: &Env) -> ApiResult<Response> {
         return Err(ApiError::bad_request("invalid_batch", format!("{k}: unknown field")));
     }
     let events = take_events(envelope.remove("batch"))?;
-    let checked = check(&site, events, Source::Server, "")?;
+    let key = crate::secrets::user_id_key(env, &site)?;
+    let checked = check(&site, events, Source::Server, "", key.as_deref())?;
     // Authenticated server events have a budget of their own: no browser
     // flood holds back a CRM's conversions.
     ratelimit::server(env, &site, checked.passed()).await?;

@@ -90,7 +90,8 @@ async fn batch_inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Optio
         }
         let events = take_events(envelope.remove("batch"))?;
         let user_agent = req.headers().get("User-Agent").ok().flatten().unwrap_or_default();
-        let checked = check(&site, events, Source::Browser, &user_agent)?;
+        let key = crate::secrets::user_id_key(env, &site)?;
+        let checked = check(&site, events, Source::Browser, &user_agent, key.as_deref())?;
         // Charged only now: the address for every request, the site only
         // with what passed validation.
         ratelimit::browser(env, &req, &site, checked.passed()).await?;
@@ -216,12 +217,21 @@ const MAX_BROWSER_VISITORS: usize = 20;
 #[cfg(feature = "test-routes")]
 pub async fn ingest_stale(env: &Env, site: &Site, raw: Vec<Value>, stale: &Map<String, Value>) -> ApiResult<Outcome> {
     let stale: Map<String, Value> = stale.iter().map(|(k, v)| (id_key("anonymous", k), v.clone())).collect();
-    store(env, site, check(site, raw, Source::Browser, "")?, Source::Browser, Some(&stale)).await
+    let key = crate::secrets::user_id_key(env, site)?;
+    store(env, site, check(site, raw, Source::Browser, "", key.as_deref())?, Source::Browser, Some(&stale)).await
 }
 
 /// Every check that needs no storage: the core's validation, the browser's
 /// restrictions, bots, consent and minimisation, identity proofs.
-pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> ApiResult<Checked> {
+/// `user_key`: the site's userId hashing key (`secrets::user_id_key`), when
+/// it stores userIds only as their keyed hash.
+pub fn check(
+    site: &Site,
+    raw: Vec<Value>,
+    source: Source,
+    user_agent: &str,
+    user_key: Option<&[u8]>,
+) -> ApiResult<Checked> {
     let mut out = Outcome::default();
     let mut events = Vec::new();
     if source == Source::Browser && crate::bots::is_bot(user_agent) {
@@ -290,6 +300,10 @@ pub fn check(site: &Site, raw: Vec<Value>, source: Source, user_agent: &str) -> 
         e.context.user_agent = e.context.user_agent.as_deref().map(microfunnel_core::pii::browser_family);
         // A proof is a credential: checked here, never stored or forwarded.
         e.identity_signature = None;
+        // Checked on the id as sent (above), stored as its keyed hash.
+        if let Some(key) = user_key {
+            e.user_id = e.user_id.map(|u| crate::secrets::hashed_user_id(key, &u));
+        }
         events.push((e, proof));
     }
     Ok(Checked { events, out })

@@ -109,6 +109,22 @@ fn valid_with(master: &str, site: &str, s: &SiteSecrets, p: Purpose, now: i64) -
 }
 
 /// The secret a new site, or a rotation to `version`, answers once.
+/// The key a site's userIds are hashed under when it stores them only as
+/// such (`consent.hash_user_ids`): derived from `SECRETS_KEY` and the site,
+/// never stored; `None` when the site keeps its ids as sent.
+pub fn user_id_key(env: &Env, site: &crate::sites::Site) -> ApiResult<Option<Vec<u8>>> {
+    if !site.config.site.consent().hash_user_ids {
+        return Ok(None);
+    }
+    let master = master(env)?;
+    Ok(Some(crate::auth::hmac_sha256(master.as_bytes(), format!("user-id:{}", site.id).as_bytes())))
+}
+
+/// A userId as a site with `consent.hash_user_ids` stores it.
+pub fn hashed_user_id(key: &[u8], id: &str) -> String {
+    format!("uh_{}", crate::auth::hex(&crate::auth::hmac_sha256(key, id.as_bytes())))
+}
+
 pub fn issue(env: &Env, site: &str, p: Purpose, version: i64) -> ApiResult<String> {
     let key = master(env)?;
     derive(&key, "", site, p, version.max(1)).ok_or_else(|| ApiError::new(500, "internal", "internal error"))

@@ -93,14 +93,17 @@ async fn resolve_in(env: &Env, site_id: &str, raw_id: &str, actor: Actor, reques
     struct V {
         visitor_id: String,
     }
+    // A site that stores userIds as their keyed hash finds its subject by it.
+    let hashed = crate::secrets::user_id_key(env, &site)?.map(|k| crate::secrets::hashed_user_id(&k, &id));
+    let user = hashed.clone().unwrap_or_else(|| id.clone());
     let visitors: Vec<V> = db
         .prepare(
-            "SELECT visitor_id FROM identities WHERE site_id = ?1 AND value = ?2 \
-             UNION SELECT visitor_id FROM visitors WHERE site_id = ?1 AND (visitor_id = ?2 OR user_id = ?2) \
+            "SELECT visitor_id FROM identities WHERE site_id = ?1 AND value IN (?2, ?3) \
+             UNION SELECT visitor_id FROM visitors WHERE site_id = ?1 AND (visitor_id = ?2 OR user_id IN (?2, ?3)) \
              UNION SELECT visitor_id FROM events WHERE site_id = ?1 AND visitor_id IS NOT NULL \
-               AND (visitor_id = ?2 OR anonymous_id = ?2 OR user_id = ?2)",
+               AND (visitor_id = ?2 OR anonymous_id = ?2 OR user_id IN (?2, ?3))",
         )
-        .bind(&[site.id.as_str().into(), id.as_str().into()])?
+        .bind(&[site.id.as_str().into(), id.as_str().into(), user.as_str().into()])?
         .all()
         .await?
         .results()?;
@@ -110,6 +113,7 @@ async fn resolve_in(env: &Env, site_id: &str, raw_id: &str, actor: Actor, reques
     }
     let mut ids = linked_ids(&db, &site.id, &visitors).await?;
     ids.push(id);
+    ids.extend(hashed);
     ids.extend(visitors.iter().cloned());
     ids.sort();
     ids.dedup();
