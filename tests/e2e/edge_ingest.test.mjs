@@ -300,6 +300,22 @@ test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304
   assert.equal(admin_view.script_tag, `<script async src="${base}/mf.js" data-site="${site.id}" data-respect-dnt></script>`);
   const etag = res.headers.get('etag');
   assert.match(etag, /^"[0-9a-f]{32}"$/);
+  // Kept by the Worker: the next ask reads no D1, and answers the same.
+  assert.equal(res.headers.get('x-mf-cache'), 'miss');
+  const cachedRes = await fetch(`${base}/v1/sites/${site.id}/config`, { headers: { origin: ORIGIN } });
+  assert.equal(cachedRes.headers.get('x-mf-cache'), 'hit');
+  assert.equal(cachedRes.headers.get('etag'), etag);
+  assert.equal(cachedRes.headers.get('access-control-allow-origin'), ORIGIN, 'CORS from the cached origins');
+  assert.deepEqual(await cachedRes.json(), body);
+  const foreign = await fetch(`${base}/v1/sites/${site.id}/config`, { headers: { origin: 'https://evil.example' } });
+  assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+  await foreign.body?.cancel();
+  const pre = await fetch(`${base}/v1/sites/${site.id}/config`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-headers': 'if-none-match' } });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), ORIGIN);
+  const preForeign = await fetch(`${base}/v1/sites/${site.id}/config`, { method: 'OPTIONS', headers: { origin: 'https://evil.example' } });
+  assert.equal(preForeign.status, 403);
+  await preForeign.body?.cancel();
   assert.match(res.headers.get('cache-control'), /max-age=\d+/);
   assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
   const again = await fetch(`${base}/v1/sites/${site.id}/config`, { headers: { 'if-none-match': etag } });

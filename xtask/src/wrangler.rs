@@ -33,7 +33,18 @@ pub fn seed_demo(env: Option<&str>, persist: &Path) -> Result<(), String> {
     if let Some(e) = env {
         cmd.args(["--env", e]);
     }
-    run(cmd.stdin(Stdio::null()))
+    run(cmd.stdin(Stdio::null()))?;
+    // The seed writes the sites row itself: its origin index follows, as the
+    // API keeps it (the seed also runs on schemas older than that table).
+    let mut index = wrangler();
+    index
+        .args(["d1", "execute", "DB", "--local", "--persist-to"])
+        .arg(persist)
+        .args(["--command", "INSERT OR IGNORE INTO site_origins (origin, site_id) SELECT json_each.value, sites.id FROM sites, json_each(sites.origins)"]);
+    if let Some(e) = env {
+        index.args(["--env", e]);
+    }
+    run(index.stdin(Stdio::null()))
 }
 
 /// A running `wrangler dev`; dropped → stopped with everything it started.

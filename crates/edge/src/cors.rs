@@ -24,11 +24,14 @@ pub fn check_origin(req: &Request, site: &Site) -> ApiResult<()> {
 }
 
 pub fn apply(resp: Response, origin: Option<&str>, site: Option<&Site>) -> Result<Response> {
+    allow(resp, origin.filter(|o| site.is_some_and(|s| s.allows_origin(o))))
+}
+
+/// The CORS headers for an origin already known to be allowed (`None`: none).
+pub fn allow(resp: Response, allowed: Option<&str>) -> Result<Response> {
     let h = resp.headers();
     h.set("Vary", "Origin")?;
-    if let (Some(o), Some(s)) = (origin, site)
-        && s.allows_origin(o)
-    {
+    if let Some(o) = allowed {
         h.set("Access-Control-Allow-Origin", o)?;
         h.set("Access-Control-Expose-Headers", "Retry-After, ETag")?;
     }
@@ -59,28 +62,32 @@ async fn listed_anywhere(env: &Env, origin: &str) -> ApiResult<bool> {
     if crate::sites::loopback_allowed(env) && crate::sites::is_loopback(origin) {
         return Ok(true);
     }
+    // `site_origins` is kept with each site's origins: one indexed lookup.
     Ok(env
         .d1("DB")?
-        .prepare("SELECT 1 AS ok FROM sites, json_each(sites.origins) WHERE json_each.value = ?1 LIMIT 1")
+        .prepare("SELECT 1 AS ok FROM site_origins WHERE origin = ?1 LIMIT 1")
         .bind(&[origin.into()])?
         .first::<serde_json::Value>(None)
         .await?
         .is_some())
 }
 
-/// `OPTIONS /v1/batch?site=…` (or without `site`: any site listing the origin).
+/// `OPTIONS /v1/batch?site=…` (or without `site`: any site listing the
+/// origin), and `OPTIONS /v1/sites/{site}/config` (from the config's cache).
 pub async fn preflight(req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    reply(preflight_inner(&req, &ctx.env).await)
+    let path_site = ctx.param("site").cloned();
+    reply(preflight_inner(&req, &ctx.env, path_site).await)
 }
 
-async fn preflight_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+async fn preflight_inner(req: &Request, env: &Env, path_site: Option<String>) -> ApiResult<Response> {
     let Some(origin) = origin(req) else {
         return Err(ApiError::bad_request("not_a_preflight", "a preflight carries an Origin header"));
     };
     let query_site = req.url()?.query_pairs().find(|(k, _)| k == "site").map(|(_, v)| v.into_owned());
-    let allowed = match query_site {
-        Some(id) => Site::load(env, &id).await?.allows_origin(&origin),
-        None => listed_anywhere(env, &origin).await?,
+    let allowed = match (path_site, query_site) {
+        (Some(id), _) => crate::config::allows_origin(env, &id, &origin).await?,
+        (None, Some(id)) => Site::load(env, &id).await?.allows_origin(&origin),
+        (None, None) => listed_anywhere(env, &origin).await?,
     };
     if !allowed {
         return Err(ApiError::new(403, "origin_not_allowed", format!("origin {origin} is not allowed")));

@@ -101,6 +101,11 @@ impl Config {
     }
 }
 
+/// `site_origins` (origin → site, what CORS asks of errors raised before the
+/// site is known) from a site's stored row.
+const ORIGINS_FROM_ROW: &str = "INSERT OR IGNORE INTO site_origins (origin, site_id) \
+     SELECT json_each.value, sites.id FROM sites, json_each(sites.origins) WHERE sites.id = ?1";
+
 fn invalid_config(message: String) -> ApiError {
     ApiError::bad_request("invalid_config", message)
 }
@@ -355,6 +360,7 @@ async fn create_inner(mut req: Request, env: Env) -> ApiResult<Response> {
     if changes == 0 {
         return Err(ApiError::new(409, "site_exists", format!("site `{}` already exists", input.id)));
     }
+    db.prepare(ORIGINS_FROM_ROW).bind(&[input.id.as_str().into()])?.run().await?;
     let request_id = access::request_id(&req);
     audit::record(&env, &request_id, &input.id, &Actor::SuperAdmin, "site.created", json!({})).await?;
     let body = json!({
@@ -419,9 +425,10 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
     site.config = site.config.patched(&changes).map_err(invalid_config)?;
     check_zone(&site.config)?;
     let now = now_ms().max(site.updated_at + 1);
-    let result = env
-        .d1("DB")?
-        .prepare(
+    let db = env.d1("DB")?;
+    let results = db
+        .batch(vec![
+            db.prepare(
             "UPDATE sites SET name = ?2, origins = ?3, config = ?4, webhooks = ?5, retention_days = ?6, updated_at = ?7 \
              WHERE id = ?1 AND updated_at = ?8",
         )
@@ -434,12 +441,17 @@ async fn update_inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Respon
             js_num(site.retention_days),
             js_num(now),
             js_num(site.updated_at),
-        ])?
-        .run()
+        ])?,
+            // The origin index follows the stored row, whichever update won.
+            db.prepare("DELETE FROM site_origins WHERE site_id = ?1").bind(&[site.id.as_str().into()])?,
+            db.prepare(ORIGINS_FROM_ROW).bind(&[site.id.as_str().into()])?,
+        ])
         .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    let changed = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0);
+    if changed == 0 {
         return Err(ApiError::new(409, "concurrent_update", "the site changed meanwhile: read it again and retry"));
     }
+    crate::config::forget(&site.id).await;
     site.updated_at = now;
     let request_id = access::request_id(&req);
     audit::record(env, &request_id, &site.id, &actor, "config.changed", json!({"fields": fields})).await?;
