@@ -95,6 +95,20 @@ test('identity stitching: browser visitor + server identify/alias + userId-only 
   assert.ok(Array.isArray(sb.scores[0].score.drivers));
 });
 
+test('identity stitching within one batch: a CRM that sends an identify and then events by userId alone sends them to one visitor', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const batch = [
+    ev({ type: 'identify', anonymousId: anon, userId: 'client-77', timestamp: at(3) }),
+    ev({ type: 'track', event: 'Call Received', userId: 'client-77', timestamp: at(2), context: { channel: 'Phone' } }),
+    ev({ type: 'track', event: 'Meeting Booked', userId: 'client-77', timestamp: at(1) }),
+  ];
+  const res = await (await server(site.id, batch, bearer(site.server_key))).json();
+  assert.equal(res.accepted, 3, JSON.stringify(res));
+  assert.deepEqual(res.visitors.map((v) => v.visitor), [anon]);
+  assert.deepEqual(d1(`SELECT DISTINCT visitor_id FROM events WHERE site_id = ${q(site.id)}`), [{ visitor_id: anon }]);
+});
+
 test('a conversion is attributed at once under every heuristic model; credits sum to its value', async () => {
   const site = await createSite();
   const anon = randomUUID();

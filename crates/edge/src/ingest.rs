@@ -394,6 +394,19 @@ pub async fn store(
             continue;
         }
         let visitor = visitor_of(&event, proof, site, &visitors);
+        // What this event links (as its identity rows will), so a later
+        // event of the same batch known by one of those ids alone — a
+        // server's track by userId after its identify — finds this visitor.
+        if let Some(v) = &visitor {
+            let mut learn = |kind: &str, value: Option<&str>| {
+                if let Some(value) = value {
+                    visitors.entry(id_key(kind, value)).or_insert_with(|| Value::String(v.clone()));
+                }
+            };
+            learn("anonymous", event.anonymous_id.as_deref());
+            learn("user", event.user_id.as_deref().filter(|_| proof.user));
+            learn("email_sha256", email_hash(&event).filter(|_| proof.email));
+        }
         if source == Source::Browser
             && let Some(v) = &visitor
             && !reached.contains(v)
