@@ -225,6 +225,73 @@ test('dashboard: charts over time in the site time zone, every model side by sid
   await context.close();
 });
 
+test('dashboard: settings without JSON — time zone, consent, CTA variants with a live preview, conversions — through the API checks, a refusal shown beside its form', async () => {
+  const site = await createSite('dashset', { origins: [ORIGIN], conversions: [{ event: 'Contact Submitted', currency: 'EUR' }] });
+  const stored = async () => (await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json()).config;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/dashboard/?site=${site.id}`);
+  await page.fill('input[name=token]', ADMIN);
+  await page.click('#controls button[type=submit]');
+  await until(async () => page.locator('#h-settings').isVisible());
+  assert.equal(await page.inputValue('#set-general input[name=timezone]'), 'UTC');
+
+  // A time zone the collector does not know: refused, named, nothing saved.
+  await page.fill('#set-general input[name=timezone]', 'Mars/Olympus_Mons');
+  await page.click('#set-general button[type=submit]');
+  const generalError = page.locator('#set-general .field-error');
+  await until(async () => generalError.isVisible());
+  assert.match(await generalError.textContent(), /^timezone: /);
+  assert.equal((await stored()).timezone, 'UTC');
+  await page.fill('#set-general input[name=timezone]', 'Europe/Brussels');
+  await page.click('#set-general button[type=submit]');
+  await until(async () => (await page.locator('#set-general .saved').textContent()) === 'Saved.');
+  assert.equal((await stored()).timezone, 'Europe/Brussels');
+
+  // Consent and minimisation.
+  await page.check('#set-consent input[name=hash_user_ids]');
+  await page.fill('#set-consent input[name=remove]', 'dossier, ref_client');
+  await page.click('#set-consent button[type=submit]');
+  await until(async () => (await page.locator('#set-consent .saved').textContent()) === 'Saved.');
+  const consent = (await stored()).consent;
+  assert.equal(consent.hash_user_ids, true);
+  assert.deepEqual(consent.sanitise.remove, ['dossier', 'ref_client']);
+
+  // A CTA: one row per tier of the site's rules, previewed as typed; an unsafe link is refused.
+  await page.fill('#set-cta input[name=new_cta]', 'primary');
+  await page.click('#cta-add');
+  assert.equal(await page.locator('#cta-list .cta-row').count(), 4);
+  const hot = page.locator('#cta-list .cta-row[data-tier=hot]');
+  await hot.locator('input[name=text]').fill('Prendre rendez-vous');
+  assert.equal(await hot.locator('.cta-preview').textContent(), 'Prendre rendez-vous');
+  await hot.locator('input[name=href]').fill('javascript:alert(1)');
+  await page.click('#set-cta button[type=submit]');
+  const ctaError = page.locator('#set-cta .field-error');
+  await until(async () => ctaError.isVisible());
+  assert.match(await ctaError.textContent(), /^cta\.primary\.hot\.href: /);
+  assert.equal((await stored()).cta, null);
+  await hot.locator('input[name=href]').fill('/rendez-vous');
+  await page.click('#set-cta button[type=submit]');
+  await until(async () => (await page.locator('#set-cta .saved').textContent()) === 'Saved.');
+  assert.deepEqual((await stored()).cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } } });
+  const served = await (await fetch(`${base}/v1/sites/${site.id}/config`)).json();
+  assert.deepEqual(served.cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } } }, 'the browser gets it at once');
+
+  // A conversion that enters the client stage on the path of the contact form.
+  await page.click('#conv-add');
+  const row = page.locator('#conv-table tbody tr').nth(1);
+  await row.locator('input[name=event]').fill('Client Signed');
+  await row.locator('input[name=currency]').fill('EUR');
+  await row.locator('input[name=value_property]').fill('value');
+  await row.locator('select[name=stage]').selectOption('client');
+  await row.locator('input[name=inherits]').fill('Contact Submitted');
+  await page.click('#set-conversions button[type=submit]');
+  await until(async () => (await page.locator('#set-conversions .saved').textContent()) === 'Saved.');
+  const conversions = (await stored()).conversions;
+  assert.deepEqual(conversions.map((c) => [c.event, c.stage ?? null, c.inherits ?? null]), [['Contact Submitted', null, null], ['Client Signed', 'client', 'Contact Submitted']]);
+  await context.close();
+});
+
 test('dashboard: each role sees what it may read; an owner makes and revokes tokens and share links; a share link shows aggregates only', async () => {
   const site = await createSite('dashrole', { origins: [ORIGIN], conversions: [{ event: 'Consultation Booked', default_value_minor: 9000, currency: 'EUR' }] });
   const anon = randomUUID();

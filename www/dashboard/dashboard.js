@@ -284,6 +284,153 @@
     navigator.clipboard.writeText(text).then(function () { b.textContent = 'Copied'; }, function () { b.textContent = 'Select and copy the tag'; });
   });
 
+  // Settings: each form PATCHes its own fields of the site; a refusal names
+  // its field (`cta.primary.hot.href: …`), shown under the form it belongs to.
+  var settings = null;
+  function tiersOf(rules) {
+    var t = (rules && rules.tiers) || {};
+    return Object.keys(t).sort(function (a, b) { return t[a] - t[b]; });
+  }
+  function input(name, value, attrs) {
+    var i = el('input');
+    i.name = name;
+    i.value = value == null ? '' : String(value);
+    Object.keys(attrs || {}).forEach(function (k) { i.setAttribute(k, attrs[k]); });
+    return i;
+  }
+  function labelled(text, control) {
+    var l = el('label', text);
+    l.appendChild(control);
+    return l;
+  }
+  function ctaRow(list, name, tiers, variants) {
+    list.appendChild(el('div', 'CTA “' + name + '”', 'cta-name'));
+    tiers.forEach(function (tier) {
+      var v = (variants && variants[tier]) || {};
+      var row = list.appendChild(el('div', null, 'cta-row'));
+      row.dataset.cta = name;
+      row.dataset.tier = tier;
+      var text = input('text', v.text, { maxlength: '200', 'aria-label': name + ' in ' + tier + ': text' });
+      var href = input('href', v.href, { maxlength: '2048', 'aria-label': name + ' in ' + tier + ': link' });
+      row.appendChild(el('span', tier, 'tier'));
+      row.appendChild(labelled('Text ', text));
+      row.appendChild(labelled('Link ', href));
+      var preview = row.appendChild(el('a', null, 'cta-preview'));
+      preview.setAttribute('aria-label', 'Preview of ' + name + ' in ' + tier);
+      var update = function () {
+        preview.textContent = text.value || '(the page’s own text)';
+        if (href.value) preview.title = href.value; else preview.removeAttribute('title');
+      };
+      text.addEventListener('input', update);
+      href.addEventListener('input', update);
+      update();
+    });
+  }
+  function convRow(body, c, stages) {
+    var tr = body.appendChild(el('tr'));
+    var cells = [
+      input('event', c.event, { required: '', maxlength: '100', 'aria-label': 'Event name' }),
+      input('currency', c.currency, { maxlength: '3', size: '4', 'aria-label': 'Currency (ISO 4217)' }),
+      input('value_property', c.value_property, { maxlength: '64', 'aria-label': 'Value property' }),
+      input('max_value', c.max_value, { inputmode: 'decimal', 'aria-label': 'Largest value accepted from browsers' }),
+    ];
+    var stage = el('select');
+    stage.name = 'stage';
+    stage.setAttribute('aria-label', 'Stage it enters');
+    [''].concat(stages).forEach(function (s) { var o = el('option', s || '—'); o.value = s; stage.appendChild(o); });
+    stage.value = c.stage || '';
+    cells.push(stage);
+    cells.push(input('inherits', c.inherits, { maxlength: '100', 'aria-label': 'Inherits the path of' }));
+    var rm = el('button', 'Remove');
+    rm.type = 'button';
+    rm.addEventListener('click', function () { tr.remove(); });
+    cells.push(rm);
+    cells.forEach(function (x) { tr.appendChild(el('td')).appendChild(x); });
+    tr.dataset.extra = JSON.stringify(c);
+  }
+  function renderSettings(s) {
+    settings = s;
+    var c = s.config, rules = s.effective_rules, tiers = tiersOf(rules);
+    var g = document.getElementById('set-general').elements;
+    g.timezone.value = c.timezone || 'UTC';
+    g.retention_days.value = s.retention_days;
+    var k = document.getElementById('set-consent').elements;
+    k.respect_dnt.checked = !!c.consent.respect_dnt;
+    k.cookieless_pageviews.checked = !!c.consent.cookieless_pageviews;
+    k.hash_user_ids.checked = !!c.consent.hash_user_ids;
+    k.remove.value = (c.consent.sanitise.remove || []).join(', ');
+    var list = document.getElementById('cta-list');
+    list.replaceChildren();
+    Object.keys(c.cta || {}).sort().forEach(function (name) { ctaRow(list, name, tiers, c.cta[name]); });
+    var t = document.getElementById('conv-table');
+    t.replaceChildren();
+    var head = t.appendChild(el('thead')).appendChild(el('tr'));
+    ['Event', 'Currency', 'Value property', 'Max value', 'Stage', 'Inherits', ''].forEach(function (h) { head.appendChild(el('th', h)); });
+    var body = t.appendChild(el('tbody'));
+    var stages = ((rules && rules.stages) || []).map(function (x) { return x.id; });
+    (c.conversions || []).forEach(function (x) { convRow(body, x, stages); });
+    document.querySelectorAll('#h-settings ~ form .field-error').forEach(function (p) { p.hidden = true; });
+  }
+  function save(form, body) {
+    var out = form.querySelector('.saved'), err = form.querySelector('.field-error');
+    out.textContent = '';
+    err.hidden = true;
+    var site = form.ownerDocument.getElementById('controls').elements.site.value.trim();
+    api('/v1/sites/' + encodeURIComponent(site), document.getElementById('controls').elements.token.value, 'PATCH', body)
+      .then(function (s) { renderSettings(s); out.textContent = 'Saved.'; }, function (e) {
+        err.textContent = e.message;
+        err.hidden = false;
+      });
+  }
+  document.getElementById('set-general').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var f = e.target.elements;
+    save(e.target, { timezone: f.timezone.value.trim(), retention_days: Number(f.retention_days.value) });
+  });
+  document.getElementById('set-consent').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var f = e.target.elements, c = settings.config.consent;
+    var remove = f.remove.value.split(',').map(function (x) { return x.trim(); }).filter(Boolean);
+    save(e.target, { consent: { respect_dnt: f.respect_dnt.checked, cookieless_pageviews: f.cookieless_pageviews.checked,
+      hash_user_ids: f.hash_user_ids.checked, sanitise: { remove: remove, keep: c.sanitise.keep || [] } } });
+  });
+  document.getElementById('cta-add').addEventListener('click', function () {
+    var f = document.getElementById('set-cta').elements, name = f.new_cta.value.trim();
+    if (!name || !f.new_cta.checkValidity()) { f.new_cta.reportValidity(); return; }
+    ctaRow(document.getElementById('cta-list'), name, tiersOf(settings.effective_rules), {});
+    f.new_cta.value = '';
+  });
+  document.getElementById('set-cta').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var cta = {};
+    document.querySelectorAll('#cta-list .cta-row').forEach(function (row) {
+      var text = row.querySelector('input[name=text]').value.trim(), href = row.querySelector('input[name=href]').value.trim();
+      if (!text && !href) return;
+      var v = {};
+      if (text) v.text = text;
+      if (href) v.href = href;
+      (cta[row.dataset.cta] = cta[row.dataset.cta] || {})[row.dataset.tier] = v;
+    });
+    save(e.target, { cta: Object.keys(cta).length ? cta : null });
+  });
+  document.getElementById('conv-add').addEventListener('click', function () {
+    var stages = ((settings.effective_rules && settings.effective_rules.stages) || []).map(function (x) { return x.id; });
+    convRow(document.querySelector('#conv-table tbody'), {}, stages);
+  });
+  document.getElementById('set-conversions').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var list = [];
+    document.querySelectorAll('#conv-table tbody tr').forEach(function (tr) {
+      // What the form does not show (value_from, inherit_window_days, …) is kept as it was.
+      var c = JSON.parse(tr.dataset.extra || '{}');
+      tr.querySelectorAll('input, select').forEach(function (i) {
+        if (i.value.trim()) c[i.name] = i.value.trim(); else delete c[i.name];
+      });
+      list.push(c);
+    });
+    save(e.target, { conversions: list });
+  });
+
   function date(t) { return t ? t.slice(0, 16).replace('T', ' ') + ' UTC' : '—'; }
   function revokeButton(label, path) {
     var b = el('button', 'Revoke');
@@ -321,7 +468,9 @@
     }
   }
 
-  function load() {
+  /** `live`: the 10-second refresh, which leaves the settings forms as they are. */
+  function load(live) {
+    live = live === true;
     clearTimeout(timer);
     var f = form.elements, site = f.site.value.trim(), token = f.token.value;
     if (!site || !token) return;
@@ -348,6 +497,7 @@
         allowed(api(base + '/shares', token)),
         allowed(api(base + '/install', token)),
         allowed(api('/v1/reports/stages?' + q + period, token)),
+        live ? null : allowed(api(base, token)),
       ]);
     }).then(function (all) {
       var s = all[0], r = all.slice(1);
@@ -356,6 +506,8 @@
       show('leads', !!r[2]);
       show('tokens', !!(r[4] && r[5]));
       show('install', !!r[6]);
+      if (!live) show('config', !!r[8]);
+      if (r[8]) renderSettings(r[8]);
       if (r[6]) install(r[6]);
       if (s) setCurrency(s.currency, s.currency_digits);
       if (r[1]) setCurrency(r[1].currency, r[1].currency_digits);
@@ -373,7 +525,7 @@
         : 'Shared view: aggregates only.';
       status.textContent = 'Site ' + site + ' as of ' + new Date().toLocaleTimeString('en') + '.';
     }).catch(fail).then(function () {
-      if (f.live.checked) timer = setTimeout(load, 10000);
+      if (f.live.checked) timer = setTimeout(function () { load(true); }, 10000);
     });
   }
 
