@@ -289,6 +289,30 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   await until(async () => (await page.locator('#set-conversions .saved').textContent()) === 'Saved.');
   const conversions = (await stored()).conversions;
   assert.deepEqual(conversions.map((c) => [c.event, c.stage ?? null, c.inherits ?? null]), [['Contact Submitted', null, null], ['Client Signed', 'client', 'Contact Submitted']]);
+
+  // The rule file as TOML: a mistake is shown at its line, a journey is scored, then it is saved.
+  const editor = page.locator('#set-rules textarea[name=text]');
+  await until(async () => (await editor.inputValue()).includes('version = "default-1"'));
+  const toml = await editor.inputValue();
+  const broken = toml.replace('version = "default-1"', 'version = "cabinet-2"').replace(/points = 15\n/, 'points = "lots"\n');
+  assert.notEqual(broken, toml);
+  await editor.fill(broken);
+  await page.click('#rules-check');
+  const errors = page.locator('#rules-errors li');
+  await until(async () => (await errors.count()) > 0);
+  const line = broken.split('\n').findIndex((l) => l === 'points = "lots"') + 1;
+  assert.match(await errors.first().textContent(), new RegExp(`^line ${line}: actions\\.[a-z_]+\\.[a-z_]+\\.points: `));
+  await editor.fill(broken.replace('points = "lots"', 'points = 15'));
+  await page.fill('#set-rules input[name=journey]', 'web.pricing_view, web.pricing_view, web.buy_click');
+  await page.click('#rules-check');
+  const result = page.locator('#rules-result');
+  await until(async () => result.isVisible());
+  assert.match(await result.textContent(), /^Valid: rules version cabinet-2, 21 actions, tiers cold, warm, hot, very_hot\. This journey scores 40 \(warm\)\.$/);
+  await page.click('#set-rules button[type=submit]');
+  await until(async () => (await page.locator('#set-rules .saved').textContent()) === 'Saved.');
+  const site2 = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
+  assert.equal(site2.effective_rules.version, 'cabinet-2');
+  assert.equal(site2.config.rules.version, 'cabinet-2');
   await context.close();
 });
 

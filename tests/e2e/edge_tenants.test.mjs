@@ -40,6 +40,7 @@ function families(site) {
     shares: { ok: 201, go: (t) => call('POST', `/v1/sites/${site}/shares`, t, { name: 'made in matrix' }) },
     audit: { ok: 200, go: (t) => call('GET', `/v1/sites/${site}/audit`, t) },
     install: { ok: 200, go: (t) => call('GET', `/v1/sites/${site}/install`, t) },
+    rules_check: { ok: 200, go: (t) => call('POST', `/v1/sites/${site}/rules/check`, t, { text: '{}' }) },
     spend: {
       ok: 200,
       go: (t) => call('POST', '/v1/spend', t, { site, currency: 'EUR', rows: [{ channel: 'Email', date: today, amount_minor: 100 }] }),

@@ -370,7 +370,48 @@
     var stages = ((rules && rules.stages) || []).map(function (x) { return x.id; });
     (c.conversions || []).forEach(function (x) { convRow(body, x, stages); });
     document.querySelectorAll('#h-settings ~ form .field-error').forEach(function (p) { p.hidden = true; });
+    // The rules in force, as TOML to edit (the collector writes it).
+    var f = document.getElementById('set-rules').elements;
+    f.text.value = JSON.stringify(rules, null, 2);
+    checkRules(false).then(function (r) {
+      if (r.ok && r.toml) f.text.value = r.toml;
+      showCheck(r);
+      document.getElementById('rules-result').hidden = true;
+    }, function () {});
   }
+  /** The rule editor: the collector checks the file (errors at their line) and scores a journey. */
+  function checkRules(journey) {
+    var f = document.getElementById('set-rules').elements, site = document.getElementById('controls').elements.site.value.trim();
+    var text = f.text.value, body = { text: text, format: text.trim().charAt(0) === '{' ? 'json' : 'toml' };
+    if (journey) body.journey = f.journey.value.split(',').map(function (x) { return x.trim(); }).filter(Boolean);
+    return api('/v1/sites/' + encodeURIComponent(site) + '/rules/check', document.getElementById('controls').elements.token.value, 'POST', body);
+  }
+  function showCheck(r) {
+    var list = document.getElementById('rules-errors'), result = document.getElementById('rules-result');
+    list.replaceChildren();
+    list.hidden = r.ok;
+    (r.errors || []).forEach(function (e) {
+      list.appendChild(el('li', (e.line ? 'line ' + e.line + ': ' : '') + (e.field ? e.field + ': ' : '') + e.rule));
+    });
+    result.hidden = !r.ok;
+    if (r.ok) {
+      result.textContent = 'Valid: rules version ' + r.version + ', ' + r.actions.length + ' actions, tiers ' + r.tiers.join(', ') + '.' +
+        (r.score ? ' This journey scores ' + num(r.score.score, 1) + ' (' + r.score.tier + ').' : '');
+      var dl = document.getElementById('actions');
+      dl.replaceChildren();
+      r.actions.forEach(function (a) { var o = el('option'); o.value = a; dl.appendChild(o); });
+    }
+    return r;
+  }
+  document.getElementById('rules-check').addEventListener('click', function () {
+    checkRules(true).then(showCheck, fail);
+  });
+  document.getElementById('set-rules').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var form = e.target;
+    checkRules(false).then(showCheck).then(function (r) { if (r.ok) save(form, { rules: r.document }); }, fail);
+  });
+
   function save(form, body) {
     var out = form.querySelector('.saved'), err = form.querySelector('.field-error');
     out.textContent = '';

@@ -25,6 +25,7 @@ mod ingest;
 mod install;
 mod ratelimit;
 mod reports;
+mod rule_check;
 mod schema;
 mod secrets;
 mod series;
@@ -68,6 +69,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .delete_async("/v1/sites/:site/shares/:id", tokens::revoke_share)
         .get_async("/v1/sites/:site/audit", audit::get)
         .get_async("/v1/sites/:site/install", install::get)
+        .post_async("/v1/sites/:site/rules/check", rule_check::post)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .post_async("/v1/subjects/export", subjects::export_post)

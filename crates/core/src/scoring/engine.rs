@@ -6,7 +6,7 @@ use super::explain::{self, Score};
 use super::rules::{Rules, TRAITS, normalise_text};
 use super::stages::{ConversionStages, StageChange};
 use super::state::{Entry, EntryKind, Points, State, TraitUpdate, TraitValue, decayed};
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventType, MessageId};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -254,9 +254,53 @@ pub fn evaluate_with(rules: &Rules, conversions: &ConversionStages, events: &[Ev
     explain::report(rules, conversions, &state, at)
 }
 
+/// What a journey of actions would score: each `(action id, time)` counted
+/// as one consented event that matched that action, under the rules' caps,
+/// decay and tiers — the "what would this score" of a rule file being
+/// edited. An unknown action id is an error naming its position.
+pub fn evaluate_actions(rules: &Rules, actions: &[(&str, Timestamp)], at: Timestamp) -> Result<Score, String> {
+    let mut ledger = Vec::with_capacity(actions.len());
+    for (i, (id, t)) in actions.iter().enumerate() {
+        let Some(action) = rules.action_index(id) else {
+            return Err(crate::text::cat(&["journey[", &crate::text::int(i as i64), "]: no action `", id, "`"]));
+        };
+        let mut bytes = [0u8; 16];
+        if let Some(tail) = bytes.get_mut(8..) {
+            tail.copy_from_slice(&(i as u64).to_be_bytes());
+        }
+        let id = MessageId::from_random_bytes(bytes);
+        ledger.push(Entry { at: *t, id, kind: EntryKind::Action { action, consented: true }, enters: None });
+    }
+    ledger.sort_by_key(Entry::key);
+    let mut state = State::new(rules);
+    for e in &ledger {
+        state.push(rules, e);
+    }
+    Ok(explain::report(rules, &ConversionStages::default(), &state, at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journey_of_actions_scores_as_its_events_would() {
+        let rules = Rules::default_rules();
+        let t = |m: i64| Timestamp::from_millis(1_772_445_600_000 + m * 60_000).unwrap();
+        let s = evaluate_actions(
+            &rules,
+            &[("web.pricing_view", t(0)), ("web.pricing_view", t(1)), ("web.buy_click", t(2))],
+            t(3),
+        )
+        .unwrap();
+        // The pricing page counts once per session: 15 + 25.
+        assert_eq!(s.score.milli(), 40_000);
+        assert_eq!(s.tier, "warm");
+        assert_eq!(
+            evaluate_actions(&rules, &[("web.nope", t(0))], t(1)).unwrap_err(),
+            "journey[0]: no action `web.nope`"
+        );
+    }
 
     #[test]
     fn url_paths() {
