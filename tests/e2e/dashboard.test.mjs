@@ -5,7 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, consent, createSite, launchChromium, until, d1, q } from './lib.mjs';
+import { base, ADMIN, admin, fetch, consent, createSite, launchChromium, until, d1, q, root } from './lib.mjs';
+import AxeBuilder from '@axe-core/playwright';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const ORIGIN = 'https://law.example';
 let browser;
@@ -216,6 +219,11 @@ test('dashboard: charts over time in the site time zone, every model side by sid
   assert.ok((await page.locator('#stages .bar').count()) >= 1);
   // 360 px wide: nothing wider than the screen.
   assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 360);
+  // The charts at desktop width, for the README (docs/dashboard.png is a copy).
+  await page.setViewportSize({ width: 1200, height: 900 });
+  await page.waitForTimeout(300);
+  mkdirSync(join(root, 'target', 'screenshots'), { recursive: true });
+  await page.locator('section[aria-labelledby=h-time]').screenshot({ path: join(root, 'target', 'screenshots', 'dashboard-charts.png') });
   // A preset, from the keyboard: yesterday, by hour.
   await page.focus('select[name=period]');
   await page.keyboard.press('Home');
@@ -393,4 +401,50 @@ test('dashboard: each role sees what it may read; an owner makes and revokes tok
   assert.deepEqual(rows, ['(unattributed)']);
   await shared.context().close();
   await context.close();
+});
+
+test('dashboard views: no serious or critical accessibility violation (axe-core); a screenshot of each under target/', async () => {
+  const site = await createSite('dashaxe', { origins: [ORIGIN], timezone: 'Europe/Paris', conversions: [{ event: 'Consultation Booked', default_value_minor: 9000, currency: 'EUR' }] });
+  let t = Date.now() - 60_000;
+  const anon = randomUUID();
+  const ev = (f) => ({ messageId: randomUUID(), timestamp: new Date((t += 1000)).toISOString(), anonymousId: anon, consent, ...f });
+  const sent = await fetch(`${base}/v1/batch`, {
+    method: 'POST',
+    headers: { origin: ORIGIN },
+    body: JSON.stringify({ site: site.id, batch: [
+      ev({ type: 'page', context: { page: { path: '/honoraires', url: `${ORIGIN}/honoraires?utm_source=newsletter&utm_medium=email` }, campaign: { utm_source: 'newsletter', utm_medium: 'email' } } }),
+      ev({ type: 'track', event: 'Consultation Booked', properties: { mf_element: 'book' } }),
+    ] }),
+  });
+  assert.equal(sent.status, 200, await sent.text());
+  const make = async (path, body) => (await (await fetch(`${base}/v1/sites/${site.id}/${path}`, {
+    method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json());
+  const analyst = (await make('tokens', { role: 'analyst', name: 'axe analyst' })).token;
+  const share = (await make('shares', { name: 'axe share' })).url;
+  const dir = join(root, 'target', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  const views = [
+    { name: 'sign-in', token: null, width: 1280 },
+    { name: 'owner', token: ADMIN, width: 1280 },
+    { name: 'owner-360px', token: ADMIN, width: 360 },
+    { name: 'analyst', token: analyst, width: 1280 },
+    { name: 'share-link', share, width: 1280 },
+  ];
+  for (const v of views) {
+    const context = await browser.newContext({ viewport: { width: v.width, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(v.share ? `${base}/dashboard/?site=${site.id}${new URL(v.share).hash}` : `${base}/dashboard/?site=${site.id}`);
+    if (v.token) {
+      await page.fill('input[name=token]', v.token);
+      await page.click('#controls button[type=submit]');
+    }
+    if (v.token || v.share) {
+      await until(async () => (await page.locator('#status').textContent()).startsWith(`Site ${site.id} as of`), 8000);
+    }
+    await page.screenshot({ path: join(dir, `dashboard-${v.name}.png`), fullPage: true });
+    const { violations } = await new AxeBuilder({ page }).analyze();
+    const bad = violations.filter((x) => x.impact === 'serious' || x.impact === 'critical');
+    assert.deepEqual(bad.map((x) => `${x.id}: ${x.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `${v.name}: ${bad.map((x) => x.help).join('; ')}`);
+    await context.close();
+  }
 });

@@ -121,7 +121,7 @@
   // labels and figures are text a screen reader reads.
   var PALETTE = ['#2b6cb0', '#c05621', '#2f855a', '#b83280', '#6b46c1', '#b7791f', '#2c7a7b', '#c53030', '#4a5568', '#975a16', '#276749', '#553c9a'];
   var plots = {};
-  function chart(id, labels, series, format) {
+  function chart(id, labels, series, format, whole) {
     var box = document.getElementById(id);
     if (plots[id]) { plots[id].destroy(); delete plots[id]; }
     box.replaceChildren();
@@ -137,8 +137,11 @@
           value: function (u, v) { return v == null ? '—' : format(v); } };
       })),
       axes: [
-        { values: function (u, splits) { return splits.map(function (v) { return labels[Math.round(v)] || ''; }); } },
-        { values: function (u, splits) { return splits.map(format); }, size: 70 },
+        // Days as MM-DD, hours as HH:00 (the full label is in the legend).
+        { space: 60, values: function (u, splits) { return splits.map(function (v) { var l = labels[Math.round(v)] || ''; return l.length > 10 ? l.slice(11) : l.slice(5); }); } },
+        // Counts of people step by whole numbers: no axis at 0.25 visitor.
+        whole ? { values: function (u, splits) { return splits.map(format); }, size: 96, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] }
+          : { values: function (u, splits) { return splits.map(format); }, size: 96 },
       ],
     };
     plots[id] = new uPlot(opts, [xs].concat(series.map(function (s) { return s.data; })), box);
@@ -170,7 +173,7 @@
       function (v) { return num(v); });
     chart('chart-value', s.labels, s.channels.map(function (c) { return { label: c.channel, data: c.value_minor }; }), money);
     chart('chart-tiers', s.labels, s.tiers.filter(function (t) { return t.visitors.some(function (n) { return n > 0; }); })
-      .map(function (t) { return { label: t.tier, data: t.visitors }; }), function (v) { return num(v, 0); });
+      .map(function (t) { return { label: t.tier, data: t.visitors }; }), function (v) { return num(v, 0); }, true);
     var tta = document.getElementById('tta');
     tta.replaceChildren();
     var total = s.tta.reduce(function (a, b) { return a + b.conversions; }, 0);
