@@ -138,18 +138,24 @@ test('dashboard: the installation check shows the tag to copy, waits, then turns
     body: JSON.stringify({ site: site.id, batch: [{ type: 'track', event: 'Call Logged', userId: 'crm-7', messageId: randomUUID(), timestamp: new Date().toISOString(), consent }] }),
   });
   assert.equal(server.status, 200, await server.text());
-  // The site's first page view, as its pages send it.
-  const res = await fetch(`${base}/v1/batch`, {
-    method: 'POST',
-    headers: { origin: ORIGIN },
-    body: JSON.stringify({ site: site.id, batch: [{ type: 'page', anonymousId: randomUUID(), messageId: randomUUID(), timestamp: new Date().toISOString(),
-      context: { page: { path: '/honoraires', url: `${ORIGIN}/honoraires` } }, consent: { analytics: true, personalization: false, marketing: false, policy: 1 } }] }),
-  });
-  assert.equal(res.status, 200, await res.text());
+  // The site's first page view, sent by the tag on a real page (served here under the
+  // collector's origin, which the test environment lets every site use).
+  const pageContext = await browser.newContext();
+  await pageContext.addInitScript(() => { window.mf_allow_bots = true; });
+  const sitePage = await pageContext.newPage();
+  await sitePage.route(`${base}/demo/installed.html`, (route) => route.fulfill({
+    contentType: 'text/html; charset=utf-8',
+    body: `<!doctype html><html lang="fr"><head><title>Honoraires</title>
+      <script>window.mf = window.mf || function () { (mf.q = mf.q || []).push(arguments); };</script>
+      <script async src="/mf.js" data-site="${site.id}"></script></head>
+      <body><h1>Honoraires</h1><script>mf('consent', { analytics: true });</script></body></html>`,
+  }));
+  await sitePage.goto(`${base}/demo/installed.html`);
   await until(async () => (await status.getAttribute('class')) === 'ok', 8000);
   const text = await status.textContent();
-  assert.match(text, /^Working: page view of \/honoraires received /);
-  assert.match(text, /consent: analytics granted, personalization refused, marketing refused\. 1 event\(s\) from the site’s pages in the last 24 hours\.$/);
+  assert.match(text, /^Working: page view of \/demo\/installed\.html received /);
+  assert.match(text, /consent: analytics granted, personalization refused, marketing refused\. \d+ event\(s\) from the site’s pages in the last 24 hours\.$/);
+  await pageContext.close();
   await context.close();
 });
 
@@ -183,6 +189,10 @@ test('dashboard: charts over time in the site time zone, every model side by sid
   assert.equal(sum(s.channels.map((c) => sum(c.value_minor))), 10000 * 15000);
   assert.equal(sum(s.tta.map((b) => b.conversions)), 10000);
   assert.equal(sum(s.tiers.map((t) => sum(t.visitors))), 2000);
+  // The same window's KPI report credits the same conversions per channel.
+  const kpis = await (await fetch(`${base}/v1/reports/kpis?site=${site.id}&model=last&from=${encodeURIComponent(s.from)}&to=${encodeURIComponent(s.to)}`, { headers: admin })).json();
+  assert.deepEqual(Object.fromEntries(kpis.channels.map((c) => [c.channel, c.conversions])),
+    Object.fromEntries(s.channels.map((c) => [c.channel, sum(c.conversions)])));
   // Today by hour: local midnight in Paris is 23:00 or 22:00 UTC.
   const today = await (await fetch(`${base}/v1/reports/series?site=${site.id}&period=today`, { headers: admin })).json();
   assert.equal(today.bucket, 'hour');
@@ -236,6 +246,11 @@ test('dashboard: charts over time in the site time zone, every model side by sid
 test('dashboard: settings without JSON — time zone, consent, CTA variants with a live preview, conversions — through the API checks, a refusal shown beside its form', async () => {
   const site = await createSite('dashset', { origins: [ORIGIN], conversions: [{ event: 'Contact Submitted', currency: 'EUR' }] });
   const stored = async () => (await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json()).config;
+  // A visitor who read the pricing page under the default rules (15 points).
+  const reader = randomUUID();
+  const read = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { origin: ORIGIN }, body: JSON.stringify({ site: site.id,
+    batch: [{ type: 'page', anonymousId: reader, messageId: randomUUID(), timestamp: new Date(Date.now() - 60_000).toISOString(), consent, context: { page: { path: '/pricing', url: `${ORIGIN}/pricing` } } }] }) });
+  assert.equal(read.status, 200, await read.text());
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/dashboard/?site=${site.id}`);
@@ -261,9 +276,9 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   await page.fill('#set-consent input[name=remove]', 'dossier, ref_client');
   await page.click('#set-consent button[type=submit]');
   await until(async () => (await page.locator('#set-consent .saved').textContent()) === 'Saved.');
-  const consent = (await stored()).consent;
-  assert.equal(consent.hash_user_ids, true);
-  assert.deepEqual(consent.sanitise.remove, ['dossier', 'ref_client']);
+  const policy = (await stored()).consent;
+  assert.equal(policy.hash_user_ids, true);
+  assert.deepEqual(policy.sanitise.remove, ['dossier', 'ref_client']);
 
   // A CTA: one row per tier of the site's rules, previewed as typed; an unsafe link is refused.
   await page.fill('#set-cta input[name=new_cta]', 'primary');
@@ -302,25 +317,40 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   const editor = page.locator('#set-rules textarea[name=text]');
   await until(async () => (await editor.inputValue()).includes('version = "default-1"'));
   const toml = await editor.inputValue();
-  const broken = toml.replace('version = "default-1"', 'version = "cabinet-2"').replace(/points = 15\n/, 'points = "lots"\n');
+  // The pricing page's points, in its own table of the file.
+  const at = toml.indexOf('[actions.web.pricing_view]');
+  assert.ok(at >= 0, toml);
+  const cut = toml.indexOf('points = 15\n', at);
+  const broken = (toml.slice(0, cut) + 'points = "lots"\n' + toml.slice(cut + 'points = 15\n'.length)).replace('version = "default-1"', 'version = "cabinet-2"');
   assert.notEqual(broken, toml);
   await editor.fill(broken);
+  await page.click('#set-rules button[type=submit]');
+  await until(async () => (await page.locator('#rules-errors li').count()) > 0);
+  assert.equal((await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json()).effective_rules.version, 'default-1', 'a file with an error saves nothing');
   await page.click('#rules-check');
   const errors = page.locator('#rules-errors li');
   await until(async () => (await errors.count()) > 0);
   const line = broken.split('\n').findIndex((l) => l === 'points = "lots"') + 1;
-  assert.match(await errors.first().textContent(), new RegExp(`^line ${line}: actions\\.[a-z_]+\\.[a-z_]+\\.points: `));
-  await editor.fill(broken.replace('points = "lots"', 'points = 15'));
+  assert.match(await errors.first().textContent(), new RegExp(`^line ${line}: actions\\.web\\.pricing_view\\.points: `));
+  // The pricing page now weighs 30: a visitor who saw it before the edit is re-scored at their next event.
+  await editor.fill(broken.replace('points = "lots"', 'points = 30'));
   await page.fill('#set-rules input[name=journey]', 'web.pricing_view, web.pricing_view, web.buy_click');
   await page.click('#rules-check');
   const result = page.locator('#rules-result');
   await until(async () => result.isVisible());
-  assert.match(await result.textContent(), /^Valid: rules version cabinet-2, 21 actions, tiers cold, warm, hot, very_hot\. This journey scores 40 \(warm\)\.$/);
+  assert.match(await result.textContent(), /^Valid: rules version cabinet-2, 21 actions, tiers cold, warm, hot, very_hot\. This journey scores 55 \(hot\)\.$/);
   await page.click('#set-rules button[type=submit]');
   await until(async () => (await page.locator('#set-rules .saved').textContent()) === 'Saved.');
   const site2 = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
   assert.equal(site2.effective_rules.version, 'cabinet-2');
   assert.equal(site2.config.rules.version, 'cabinet-2');
+  const scored = () => d1(`SELECT score_milli, rules_version FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = ${q(reader)}`)[0];
+  assert.deepEqual(scored(), { score_milli: 15000, rules_version: 'default-1' }, 'scored under the old rules until it acts');
+  const next = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { origin: ORIGIN }, body: JSON.stringify({ site: site.id,
+    batch: [{ type: 'page', anonymousId: reader, messageId: randomUUID(), timestamp: new Date().toISOString(), consent, context: { page: { path: '/', url: `${ORIGIN}/` } } }] }) });
+  assert.equal(next.status, 200, await next.text());
+  await until(async () => scored().rules_version === 'cabinet-2');
+  assert.equal(scored().score_milli, 31000, 'the pricing page at 30 points, the home page at 1');
   await context.close();
 });
 
@@ -446,5 +476,39 @@ test('dashboard views: no serious or critical accessibility violation (axe-core)
     const bad = violations.filter((x) => x.impact === 'serious' || x.impact === 'critical');
     assert.deepEqual(bad.map((x) => `${x.id}: ${x.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `${v.name}: ${bad.map((x) => x.help).join('; ')}`);
     await context.close();
+  }
+});
+
+test("dashboard: a CTA variant changed in the settings shows on the demo's next page view, in the visitor's tier", async () => {
+  const before = (await (await fetch(`${base}/v1/sites/demo`, { headers: admin })).json()).config.cta;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(`${base}/dashboard/?site=demo`);
+    await page.fill('input[name=token]', ADMIN);
+    await page.click('#controls button[type=submit]');
+    await until(async () => page.locator('#h-settings').isVisible());
+    const cold = page.locator('#cta-list .cta-row[data-cta=primary][data-tier=cold]');
+    await until(async () => (await cold.count()) === 1);
+    await cold.locator('input[name=text]').fill('Lire notre guide des indemnités');
+    await page.click('#set-cta button[type=submit]');
+    await until(async () => (await page.locator('#set-cta .saved').textContent()) === 'Saved.');
+
+    // A new visitor of the demo, personalization granted: cold tier, the new text at once.
+    const visitor = await browser.newContext();
+    await visitor.addInitScript(() => { window.mf_allow_bots = true; });
+    const demo = await visitor.newPage();
+    await demo.goto(`${base}/demo/`);
+    await demo.evaluate(() => mf('consent', { personalization: true }));
+    await until(async () => (await demo.evaluate(() => mf('_state')))?.tier === 'cold');
+    const cta = demo.locator('main a[data-mf-cta="primary"]');
+    await until(async () => (await cta.textContent()) === 'Lire notre guide des indemnités');
+    // The warm variant is untouched, on the action CTA the cold tier hides.
+    assert.equal(await demo.locator('main a[data-mf-cta="primary-action"]').isVisible(), false);
+    await visitor.close();
+  } finally {
+    await context.close();
+    const restored = await fetch(`${base}/v1/sites/demo`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ cta: before }) });
+    assert.equal(restored.status, 200, await restored.text());
   }
 });
