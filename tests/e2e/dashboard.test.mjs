@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { base, ADMIN, admin, fetch, consent, createSite, launchChromium, until, d1, q, root } from './lib.mjs';
 import AxeBuilder from '@axe-core/playwright';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 
 const ORIGIN = 'https://law.example';
@@ -510,5 +511,67 @@ test("dashboard: a CTA variant changed in the settings shows on the demo's next 
     await context.close();
     const restored = await fetch(`${base}/v1/sites/demo`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ cta: before }) });
     assert.equal(restored.status, 200, await restored.text());
+  }
+});
+
+test('dashboard: channel overrides, webhooks with a test delivery and their last deliveries, ad spend from a CSV file', async () => {
+  const got = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { got.push({ headers: req.headers, body: JSON.parse(body) }); res.writeHead(204); res.end(); });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const hook = `http://127.0.0.1:${receiver.address().port}/hook`;
+  const site = await createSite('dashmore', { origins: [ORIGIN], conversions: [{ event: 'Contact Submitted', currency: 'EUR' }] });
+  const stored = async () => (await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json());
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(`${base}/dashboard/?site=${site.id}`);
+    await page.fill('input[name=token]', ADMIN);
+    await page.click('#controls button[type=submit]');
+    await until(async () => page.locator('#h-settings').isVisible());
+
+    // A newsletter whose links say utm_source=lettre-avocats is Email; the client area is the site itself.
+    await page.click('#override-add');
+    const o = page.locator('#overrides tbody tr').first();
+    await o.locator('input[name=source]').fill('lettre-avocats');
+    await o.locator('input[name=channel]').fill('Email');
+    await page.fill('#set-channels input[name=internal_hosts]', 'espace-client.example');
+    await page.click('#set-channels button[type=submit]');
+    await until(async () => (await page.locator('#set-channels .saved').textContent()) === 'Saved.');
+    assert.deepEqual((await stored()).config.channels, { overrides: [{ source: 'lettre-avocats', channel: 'Email' }], internal_hosts: ['espace-client.example'] });
+
+    // Webhooks: saved, then a signed test delivery, listed with its status.
+    await page.fill('#set-webhooks textarea[name=urls]', hook);
+    await page.click('#set-webhooks button[type=submit]');
+    await until(async () => (await page.locator('#set-webhooks .saved').textContent()) === 'Saved.');
+    assert.deepEqual((await stored()).webhooks, [hook]);
+    await page.click('#webhook-test');
+    await until(async () => (await page.locator('#set-webhooks .saved').textContent()) === 'Test delivered to 1 of 1 URL(s).');
+    assert.equal(got.length, 1);
+    assert.equal(got[0].body.type, 'test');
+    assert.equal(got[0].body.site, site.id);
+    assert.match(got[0].headers['x-mf-webhook-signature'], /^t=\d+,v1=[0-9a-f]{64}$/);
+    await until(async () => ((await page.locator('#deliveries tbody tr').first().textContent()) ?? '').includes('204 delivered'));
+
+    // Ad spend from a CSV file, in major units of the site's currency.
+    const file = (text) => ({ name: 'spend.csv', mimeType: 'text/csv', buffer: Buffer.from(text) });
+    await page.setInputFiles('#set-spend input[name=file]', file('channel,date,amount\nEmail,2026-12-01,120.50\nPaid Search,2026-12-01,80\n'));
+    await page.click('#set-spend button[type=submit]');
+    await until(async () => (await page.locator('#set-spend .saved').textContent()) === 'Uploaded 2 day(s) of spend, €200.50 in all.');
+    assert.deepEqual(d1(`SELECT channel, amount_minor FROM spend WHERE site_id = ${q(site.id)} ORDER BY channel`),
+      [{ channel: 'Email', amount_minor: 12050 }, { channel: 'Paid Search', amount_minor: 8000 }]);
+    // A value the currency cannot hold is refused, naming its line and column; nothing is written.
+    await page.setInputFiles('#set-spend input[name=file]', file('channel,date,amount\nEmail,2026-12-02,10\nDisplay,2026-12-02,9.999\n'));
+    await page.click('#set-spend button[type=submit]');
+    const spendError = page.locator('#set-spend .field-error');
+    await until(async () => spendError.isVisible());
+    assert.match(await spendError.textContent(), /^line 3: amount: /);
+    assert.equal(d1(`SELECT COUNT(*) AS n FROM spend WHERE site_id = ${q(site.id)}`)[0].n, 2);
+  } finally {
+    await context.close();
+    receiver.close();
   }
 });

@@ -41,6 +41,9 @@ function families(site) {
     audit: { ok: 200, go: (t) => call('GET', `/v1/sites/${site}/audit`, t) },
     install: { ok: 200, go: (t) => call('GET', `/v1/sites/${site}/install`, t) },
     rules_check: { ok: 200, go: (t) => call('POST', `/v1/sites/${site}/rules/check`, t, { text: '{}' }) },
+    // A site without webhooks: allowed, then refused for having no URL to test.
+    webhook_test: { ok: 400, go: (t) => call('POST', `/v1/sites/${site}/webhooks/test`, t, {}) },
+    webhook_deliveries: { ok: 200, go: (t) => call('GET', `/v1/sites/${site}/webhooks/deliveries`, t) },
     spend: {
       ok: 200,
       go: (t) => call('POST', '/v1/spend', t, { site, currency: 'EUR', rows: [{ channel: 'Email', date: today, amount_minor: 100 }] }),

@@ -373,6 +373,15 @@
     var stages = ((rules && rules.stages) || []).map(function (x) { return x.id; });
     (c.conversions || []).forEach(function (x) { convRow(body, x, stages); });
     document.querySelectorAll('#h-settings ~ form .field-error').forEach(function (p) { p.hidden = true; });
+    var ob = document.getElementById('overrides');
+    ob.replaceChildren();
+    var oh = ob.appendChild(el('thead')).appendChild(el('tr'));
+    ['Source', 'Medium', 'Campaign contains', 'Referrer host', 'Channel', ''].forEach(function (h) { oh.appendChild(el('th', h)); });
+    var obody = ob.appendChild(el('tbody'));
+    ((c.channels && c.channels.overrides) || []).forEach(function (o) { overrideRow(obody, o); });
+    document.getElementById('set-channels').elements.internal_hosts.value = ((c.channels && c.channels.internal_hosts) || []).join(', ');
+    document.getElementById('set-webhooks').elements.urls.value = (s.webhooks || []).join('\n');
+    deliveries().catch(function () {});
     // The rules in force, as TOML to edit (the collector writes it).
     var f = document.getElementById('set-rules').elements;
     f.text.value = JSON.stringify(rules, null, 2);
@@ -413,6 +422,78 @@
     e.preventDefault();
     var form = e.target;
     checkRules(false).then(showCheck).then(function (r) { if (r.ok) save(form, { rules: r.document }); }, fail);
+  });
+
+  var OVERRIDE_FIELDS = ['source', 'medium', 'campaign_contains', 'referrer_host'];
+  function overrideRow(body, o) {
+    var tr = body.appendChild(el('tr'));
+    OVERRIDE_FIELDS.forEach(function (k) {
+      tr.appendChild(el('td')).appendChild(input(k, o[k], { maxlength: '200', 'aria-label': k.replace('_', ' ') }));
+    });
+    tr.appendChild(el('td')).appendChild(input('channel', o.channel, { list: 'channel-names', required: '', 'aria-label': 'channel' }));
+    var rm = el('button', 'Remove');
+    rm.type = 'button';
+    rm.addEventListener('click', function () { tr.remove(); });
+    tr.appendChild(el('td')).appendChild(rm);
+  }
+  function deliveries() {
+    var site = document.getElementById('controls').elements.site.value.trim(), token = document.getElementById('controls').elements.token.value;
+    return api('/v1/sites/' + encodeURIComponent(site) + '/webhooks/deliveries', token).then(function (d) {
+      table('deliveries', ['When', 'URL', 'Event', 'Attempt', 'Status'], d.deliveries.map(function (x) {
+        var ok = x.status >= 200 && x.status < 300;
+        return [when(x.at), { text: x.url, cls: 'text' }, x.event, num(x.attempt, 0),
+          { text: x.status ? x.status + (ok ? ' delivered' : ' refused') : (x.error || 'not sent'), cls: 'text' }];
+      }), 'No delivery yet.');
+    });
+  }
+  document.getElementById('override-add').addEventListener('click', function () {
+    overrideRow(document.querySelector('#overrides tbody'), {});
+  });
+  document.getElementById('set-channels').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var overrides = [];
+    document.querySelectorAll('#overrides tbody tr').forEach(function (tr) {
+      var o = {};
+      tr.querySelectorAll('input').forEach(function (i) { if (i.value.trim()) o[i.name] = i.value.trim(); });
+      overrides.push(o);
+    });
+    var hosts = e.target.elements.internal_hosts.value.split(',').map(function (x) { return x.trim(); }).filter(Boolean);
+    save(e.target, { channels: { overrides: overrides, internal_hosts: hosts } });
+  });
+  document.getElementById('set-webhooks').addEventListener('submit', function (e) {
+    e.preventDefault();
+    save(e.target, { webhooks: e.target.elements.urls.value.split('\n').map(function (x) { return x.trim(); }).filter(Boolean) });
+  });
+  document.getElementById('webhook-test').addEventListener('click', function () {
+    var form = document.getElementById('set-webhooks'), out = form.querySelector('.saved'), err = form.querySelector('.field-error');
+    var site = document.getElementById('controls').elements.site.value.trim();
+    out.textContent = '';
+    err.hidden = true;
+    api('/v1/sites/' + encodeURIComponent(site) + '/webhooks/test', document.getElementById('controls').elements.token.value, 'POST', {})
+      .then(function (r) {
+        var n = r.deliveries.filter(function (d) { return d.delivered; }).length;
+        out.textContent = 'Test delivered to ' + n + ' of ' + r.deliveries.length + ' URL(s).';
+        return deliveries();
+      }, function (e) { err.textContent = e.message; err.hidden = false; });
+  });
+  document.getElementById('set-spend').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var form = e.target, out = form.querySelector('.saved'), err = form.querySelector('.field-error');
+    var c = document.getElementById('controls').elements, file = form.elements.file.files[0];
+    out.textContent = '';
+    err.hidden = true;
+    if (!file) return;
+    file.text().then(function (text) {
+      return fetch('/v1/spend?site=' + encodeURIComponent(c.site.value.trim()), {
+        method: 'POST', credentials: 'omit', cache: 'no-store', body: text,
+        headers: { authorization: 'Bearer ' + c.token.value, 'content-type': 'text/csv' },
+      });
+    }).then(function (r) {
+      return r.json().then(function (b) {
+        if (!r.ok) throw new Error((b.error && b.error.message) || 'HTTP ' + r.status);
+        out.textContent = 'Uploaded ' + num(b.rows, 0) + ' day(s) of spend, ' + money(b.amount_minor) + ' in all.';
+      });
+    }).catch(function (e) { err.textContent = e.message; err.hidden = false; });
   });
 
   function save(form, body) {

@@ -70,6 +70,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/sites/:site/audit", audit::get)
         .get_async("/v1/sites/:site/install", install::get)
         .post_async("/v1/sites/:site/rules/check", rule_check::post)
+        .post_async("/v1/sites/:site/webhooks/test", webhooks::test)
+        .get_async("/v1/sites/:site/webhooks/deliveries", webhooks::deliveries)
         .get_async("/v1/sites/:site/config", config::get)
         .options_async("/v1/sites/:site/config", cors::preflight)
         .post_async("/v1/subjects/export", subjects::export_post)

@@ -40,6 +40,59 @@ fn currency(v: &Value, at: &str) -> ApiResult<Option<String>> {
     }
 }
 
+/// A CSV upload (`Content-Type: text/csv`, `?site=&currency=`) as the JSON
+/// form: a header naming `channel`, `date` and `amount` — in major units, read
+/// exactly by the core in the row's currency (the `currency` column, else
+/// the query's, else the site's) — or `amount_minor`; `;` or `,` between
+/// fields; every refusal names its line and column.
+fn from_csv(text: &str, site: &str, currency: Option<String>) -> ApiResult<Value> {
+    let bad =
+        |line: usize, col: &str, m: &str| ApiError::bad_request("invalid_spend", format!("line {line}: {col}: {m}"));
+    let mut lines =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r'))).filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(ApiError::bad_request(
+            "invalid_spend",
+            "the CSV is empty: a header line channel,date,amount is required",
+        ));
+    };
+    let sep = if header.contains(';') { ';' } else { ',' };
+    let cols: Vec<String> = header.split(sep).map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let at = |name: &str| cols.iter().position(|c| c == name);
+    let (Some(channel), Some(date)) = (at("channel"), at("date")) else {
+        return Err(bad(1, "header", "needs the columns channel, date and amount (or amount_minor)"));
+    };
+    let (amount, minor) = match (at("amount"), at("amount_minor")) {
+        (Some(a), _) => (a, false),
+        (None, Some(a)) => (a, true),
+        (None, None) => return Err(bad(1, "header", "needs an amount (major units) or amount_minor column")),
+    };
+    let row_currency = at("currency");
+    let mut rows = Vec::new();
+    for (n, line) in lines {
+        let cells: Vec<&str> = line.split(sep).map(|c| c.trim().trim_matches('"')).collect();
+        let cell = |i: usize| cells.get(i).copied().unwrap_or("");
+        let cur = row_currency.map(cell).filter(|c| !c.is_empty()).map(str::to_owned).or_else(|| currency.clone());
+        let code = match &cur {
+            None => None,
+            Some(c) => Some(microfunnel_core::money::Currency::parse(c).map_err(|e| bad(n, "currency", &e.rule))?),
+        };
+        let amount_minor = if minor {
+            cell(amount).parse::<i64>().map_err(|_| bad(n, "amount_minor", "an integer of minor units"))?
+        } else {
+            let digits = microfunnel_core::money::digits_of(code);
+            microfunnel_core::money::parse_major("amount", cell(amount), digits)
+                .map_err(|e| bad(n, "amount", &e.rule))?
+        };
+        let mut row = json!({"channel": cell(channel), "date": cell(date), "amount_minor": amount_minor});
+        if let (Some(c), Some(o)) = (cur, row.as_object_mut()) {
+            o.insert("currency".into(), json!(c));
+        }
+        rows.push(row);
+    }
+    Ok(json!({"site": site, "rows": rows}))
+}
+
 /// Validates an upload `{site, currency?, rows: [{channel, date, amount_minor, currency?}]}`.
 /// Every rejection names the row and the field; a duplicate (channel, day)
 /// inside one upload is refused rather than silently summed or dropped.
@@ -103,9 +156,30 @@ pub async fn post(req: Request, ctx: RouteContext<()>) -> Result<Response> {
 
 async fn post_inner(mut req: Request, ctx: RouteContext<()>) -> ApiResult<Response> {
     let actor = access::authenticate(&req, &ctx.env).await?;
-    body::check_json_media_type(&req)?;
+    let csv = req
+        .headers()
+        .get("Content-Type")
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/csv"));
+    if !csv {
+        body::check_json_media_type(&req)?;
+    }
     let text = body::read_limited(&mut req, SPEND_MAX_BODY).await?;
-    let (site_id, rows) = parse(&body::parse_json(&text)?)?;
+    let doc = if csv {
+        let params: Vec<(String, String)> =
+            req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let site = get("site")
+            .ok_or_else(|| ApiError::bad_request("missing_site", "site: the query parameter is required"))?;
+        access::permit(&actor, site, Permission::Spend)?;
+        let loaded = Site::load(&ctx.env, site).await?;
+        let fallback = loaded.config.site.conversions().currency().map(|c| c.code().to_owned());
+        from_csv(&text, site, get("currency").map(str::to_owned).or(fallback))?
+    } else {
+        body::parse_json(&text)?
+    };
+    let (site_id, rows) = parse(&doc)?;
     access::permit(&actor, &site_id, Permission::Spend)?;
     let site = Site::load(&ctx.env, &site_id).await?;
     let db = ctx.env.d1("DB")?;

@@ -15,12 +15,12 @@
 //! deliveries a minute (the rest wait for the next window).
 
 use crate::auth::{hex, hmac_sha256};
-use crate::errors::ApiResult;
+use crate::errors::{ApiError, ApiResult};
 use crate::sites::{Site, js_num, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use worker::{
-    AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, SqlStorage,
+    AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, SqlStorage,
     SqlStorageValue, State,
 };
 
@@ -212,4 +212,84 @@ async fn send(keys: &[String], item: &Outgoing) -> (Option<u16>, Option<String>)
 /// The notification body.
 pub fn body(kind: &str, site: &str, visitor: &str, data: Value) -> Value {
     json!({"type": kind, "site": site, "visitor": visitor, "data": data, "created_at": now_ms()})
+}
+
+/// `POST /v1/sites/{site}/webhooks/test` (owner): one signed `test`
+/// delivery to each of the site's webhook URLs, now, within the site's
+/// delivery budget and logged like any other; answers each URL's outcome.
+pub async fn test(req: Request, ctx: worker::RouteContext<()>) -> worker::Result<Response> {
+    let id = ctx.param("site").cloned().unwrap_or_default();
+    crate::errors::reply(test_inner(&req, &ctx.env, &id).await)
+}
+
+async fn test_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    crate::access::authorize(req, env, id, crate::access::Permission::Config).await?;
+    let site = Site::load(env, id).await?;
+    if site.webhooks.is_empty() {
+        return Err(ApiError::bad_request("no_webhooks", "webhooks: this site has no webhook URL to test"));
+    }
+    let now = now_ms();
+    let keys = crate::secrets::valid(env, &site.id, &site.secrets, crate::secrets::Purpose::Webhook, now)?;
+    if keys.is_empty() {
+        return Err(ApiError::new(503, "no_webhook_secret", "this site has no webhook secret"));
+    }
+    let (allowed, _) = crate::ratelimit::webhooks(env, &site, site.webhooks.len()).await?;
+    let db = env.d1("DB")?;
+    let mut out = Vec::new();
+    for (i, url) in site.webhooks.iter().enumerate() {
+        let (status, error) = if i >= allowed {
+            (None, Some("over the site's deliveries per minute: try again in a minute".to_owned()))
+        } else if !allowed_url(url, site.loopback_ok) {
+            (None, Some("the webhook URL is not allowed (https to a public host name only)".to_owned()))
+        } else {
+            let data = json!({"message": "a test delivery from the dashboard: nothing happened to any visitor"});
+            let item = Outgoing {
+                id: format!("test_{}", crate::auth::random_hex(1)?),
+                url: url.clone(),
+                kind: "test".into(),
+                body: serde_json::to_string(&body("test", &site.id, "", data))?,
+                attempt: 0.0,
+            };
+            send(&keys, &item).await
+        };
+        db.prepare(
+            "INSERT INTO webhook_deliveries (site_id, url, event, visitor_id, attempt, status, error, at) \
+             VALUES (?1, ?2, 'test', NULL, 1, ?3, ?4, ?5)",
+        )
+        .bind(&[
+            site.id.as_str().into(),
+            url.as_str().into(),
+            status.map_or(worker::wasm_bindgen::JsValue::NULL, |s| js_num(i64::from(s))),
+            error.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
+            js_num(now_ms()),
+        ])?
+        .run()
+        .await?;
+        let delivered = status.is_some_and(|s| (200..300).contains(&s));
+        out.push(json!({"url": url, "status": status, "error": error, "delivered": delivered}));
+    }
+    Ok(Response::from_json(&json!({"site": site.id, "deliveries": out}))?)
+}
+
+/// `GET /v1/sites/{site}/webhooks/deliveries` (owner): the latest 20
+/// delivery attempts, newest first.
+pub async fn deliveries(req: Request, ctx: worker::RouteContext<()>) -> worker::Result<Response> {
+    let id = ctx.param("site").cloned().unwrap_or_default();
+    crate::errors::reply(deliveries_inner(&req, &ctx.env, &id).await)
+}
+
+async fn deliveries_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    crate::access::authorize(req, env, id, crate::access::Permission::Config).await?;
+    let site = Site::load(env, id).await?;
+    let rows: Vec<Value> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT url, event, attempt, status, error, at FROM webhook_deliveries WHERE site_id = ?1 \
+             ORDER BY at DESC, id DESC LIMIT 20",
+        )
+        .bind(&[site.id.as_str().into()])?
+        .all()
+        .await?
+        .results()?;
+    Ok(Response::from_json(&json!({"site": site.id, "deliveries": rows}))?)
 }
