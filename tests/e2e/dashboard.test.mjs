@@ -266,6 +266,9 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   const generalError = page.locator('#set-general .field-error');
   await until(async () => generalError.isVisible());
   assert.match(await generalError.textContent(), /^timezone: /);
+  // Beside its input: that input is the invalid one, and has the focus.
+  assert.equal(await page.getAttribute('#set-general input[name=timezone]', 'aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement?.name), 'timezone');
   assert.equal((await stored()).timezone, 'UTC');
   await page.fill('#set-general input[name=timezone]', 'Europe/Brussels');
   await page.click('#set-general button[type=submit]');
@@ -293,6 +296,8 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   const ctaError = page.locator('#set-cta .field-error');
   await until(async () => ctaError.isVisible());
   assert.match(await ctaError.textContent(), /^cta\.primary\.hot\.href: /);
+  assert.equal(await hot.locator('input[name=href]').getAttribute('aria-invalid'), 'true');
+  assert.equal(await hot.locator('input[name=text]').getAttribute('aria-invalid'), null);
   assert.equal((await stored()).cta, null);
   await hot.locator('input[name=href]').fill('/rendez-vous');
   await page.click('#set-cta button[type=submit]');

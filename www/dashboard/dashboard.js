@@ -496,15 +496,42 @@
     }).catch(function (e) { err.textContent = e.message; err.hidden = false; });
   });
 
+  /** The input a refusal names (`cta.primary.hot.href`, `conversions[1].stage`, `timezone`), in its form. */
+  function fieldInput(form, field) {
+    var m;
+    if ((m = /^cta\.([^.]+)\.([^.]+)(?:\.(text|href))?/.exec(field))) {
+      var row = form.querySelector('.cta-row[data-cta="' + CSS.escape(m[1]) + '"][data-tier="' + CSS.escape(m[2]) + '"]');
+      return row && row.querySelector('input[name=' + (m[3] || 'text') + ']');
+    }
+    if ((m = /^conversions\[(\d+)\](?:\.([a-z_]+))?/.exec(field))) {
+      var tr = form.querySelectorAll('#conv-table tbody tr')[Number(m[1])];
+      return tr && (tr.querySelector('[name=' + (m[2] || 'event') + ']') || tr.querySelector('input'));
+    }
+    if (/^consent\.sanitise/.test(field)) return form.elements.remove;
+    if ((m = /^consent\.([a-z_]+)/.exec(field))) return form.elements[m[1]];
+    if (/^webhooks/.test(field)) return form.elements.urls;
+    if (/^channels/.test(field)) return form.querySelector('#overrides input') || form.elements.internal_hosts;
+    return form.elements[field] || null;
+  }
+  var errorIds = 0;
   function save(form, body) {
     var out = form.querySelector('.saved'), err = form.querySelector('.field-error');
     out.textContent = '';
     err.hidden = true;
+    if (!err.id) err.id = 'field-error-' + (++errorIds);
+    form.querySelectorAll('[aria-invalid]').forEach(function (i) { i.removeAttribute('aria-invalid'); i.removeAttribute('aria-describedby'); });
     var site = form.ownerDocument.getElementById('controls').elements.site.value.trim();
     api('/v1/sites/' + encodeURIComponent(site), document.getElementById('controls').elements.token.value, 'PATCH', body)
       .then(function (s) { renderSettings(s); out.textContent = 'Saved.'; }, function (e) {
         err.textContent = e.message;
         err.hidden = false;
+        // Beside its input: marked invalid, described by the message, focused.
+        var at = fieldInput(form, e.message.split(': ')[0]);
+        if (at) {
+          at.setAttribute('aria-invalid', 'true');
+          at.setAttribute('aria-describedby', err.id);
+          at.focus();
+        }
       });
   }
   document.getElementById('set-general').addEventListener('submit', function (e) {
