@@ -51,6 +51,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let router = Router::new()
         .get_async("/", site::demo_home)
         .get_async("/health", health::get)
+        .get("/v1/openapi.json", |_, _| openapi())
         .post_async("/v1/batch", ingest::batch)
         .options_async("/v1/batch", cors::preflight)
         .post_async("/v1/consent", withdrawals::post)
@@ -102,6 +103,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             errors::error(500, "internal", "internal error")
         }
     }
+}
+
+/// `GET /v1/openapi.json`: the API as OpenAPI 3.1 (`crates/edge/openapi.json`,
+/// written by `tools/openapi.py`; `tests/openapi.rs` holds it to the routes above).
+fn openapi() -> Result<Response> {
+    let resp = Response::ok(include_str!("../openapi.json"))?;
+    resp.headers().set("Content-Type", "application/json")?;
+    Ok(resp)
 }
 
 #[event(scheduled)]
