@@ -128,22 +128,9 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
             } else {
                 (None, Some("the webhook URL is not allowed (https to a public host name only)".to_owned()))
             };
-            db.prepare(
-                "INSERT INTO webhook_deliveries (site_id, url, event, visitor_id, attempt, status, error, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .bind(&[
-                site_id.into(),
-                item.url.as_str().into(),
-                item.kind.as_str().into(),
-                visitor.into(),
-                js_num(attempt),
-                status.map_or(worker::wasm_bindgen::JsValue::NULL, |s| js_num(i64::from(s))),
-                error.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
-                js_num(now_ms()),
-            ])?
-            .run()
-            .await?;
+            let attempt_log =
+                Attempt { site: site_id, url: &item.url, event: &item.kind, visitor: Some(visitor), attempt };
+            log(&db, &attempt_log, status, error.as_deref()).await?;
             let delivered = status.is_some_and(|s| (200..300).contains(&s));
             if delivered || attempt >= MAX_ATTEMPTS {
                 sql.exec("DELETE FROM outbox WHERE id = ?", vec![SqlStorageValue::from(item.id.as_str())])?;
@@ -160,6 +147,36 @@ pub async fn deliver_due(state: &State, env: &Env, site_id: &str, visitor: &str)
             }
         }
     }
+    Ok(())
+}
+
+/// One delivery attempt, as `webhook_deliveries` records it.
+struct Attempt<'a> {
+    site: &'a str,
+    url: &'a str,
+    event: &'a str,
+    visitor: Option<&'a str>,
+    attempt: i64,
+}
+
+async fn log(db: &worker::D1Database, a: &Attempt<'_>, status: Option<u16>, error: Option<&str>) -> ApiResult<()> {
+    use worker::wasm_bindgen::JsValue;
+    db.prepare(
+        "INSERT INTO webhook_deliveries (site_id, url, event, visitor_id, attempt, status, error, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(&[
+        a.site.into(),
+        a.url.into(),
+        a.event.into(),
+        a.visitor.map_or(JsValue::NULL, Into::into),
+        js_num(a.attempt),
+        status.map_or(JsValue::NULL, |s| js_num(i64::from(s))),
+        error.map_or(JsValue::NULL, Into::into),
+        js_num(now_ms()),
+    ])?
+    .run()
+    .await?;
     Ok(())
 }
 
@@ -222,9 +239,14 @@ pub async fn test(req: Request, ctx: worker::RouteContext<()>) -> worker::Result
     crate::errors::reply(test_inner(&req, &ctx.env, &id).await)
 }
 
-async fn test_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+/// The site, for its owner (the webhook endpoints are settings).
+async fn owned(req: &Request, env: &Env, id: &str) -> ApiResult<Site> {
     crate::access::authorize(req, env, id, crate::access::Permission::Config).await?;
-    let site = Site::load(env, id).await?;
+    Site::load(env, id).await
+}
+
+async fn test_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
+    let site = owned(req, env, id).await?;
     if site.webhooks.is_empty() {
         return Err(ApiError::bad_request("no_webhooks", "webhooks: this site has no webhook URL to test"));
     }
@@ -252,19 +274,8 @@ async fn test_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
             };
             send(&keys, &item).await
         };
-        db.prepare(
-            "INSERT INTO webhook_deliveries (site_id, url, event, visitor_id, attempt, status, error, at) \
-             VALUES (?1, ?2, 'test', NULL, 1, ?3, ?4, ?5)",
-        )
-        .bind(&[
-            site.id.as_str().into(),
-            url.as_str().into(),
-            status.map_or(worker::wasm_bindgen::JsValue::NULL, |s| js_num(i64::from(s))),
-            error.as_deref().map_or(worker::wasm_bindgen::JsValue::NULL, Into::into),
-            js_num(now_ms()),
-        ])?
-        .run()
-        .await?;
+        let attempt_log = Attempt { site: &site.id, url, event: "test", visitor: None, attempt: 1 };
+        log(&db, &attempt_log, status, error.as_deref()).await?;
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
         out.push(json!({"url": url, "status": status, "error": error, "delivered": delivered}));
     }
@@ -279,8 +290,7 @@ pub async fn deliveries(req: Request, ctx: worker::RouteContext<()>) -> worker::
 }
 
 async fn deliveries_inner(req: &Request, env: &Env, id: &str) -> ApiResult<Response> {
-    crate::access::authorize(req, env, id, crate::access::Permission::Config).await?;
-    let site = Site::load(env, id).await?;
+    let site = owned(req, env, id).await?;
     let rows: Vec<Value> = env
         .d1("DB")?
         .prepare(
