@@ -17,13 +17,6 @@ pub fn all(sel: &str) -> Vec<JsValue> {
     (0..n).map(|i| js::call(&list, "item", &[&JsValue::from(i)])).collect()
 }
 
-fn safe_href(h: &str) -> bool {
-    let lower = h.trim_start().to_ascii_lowercase();
-    lower.starts_with("https://")
-        || lower.starts_with("http://")
-        || (lower.starts_with('/') && !lower.starts_with("//"))
-}
-
 /// Shows the elements of `tier`, hides the others, swaps CTA variants.
 pub fn show(app: &mut App) {
     let tier =
@@ -44,7 +37,9 @@ pub fn show(app: &mut App) {
         if let Some(text) = variant.get("text").and_then(Value::as_str) {
             js::set(&el, "textContent", &js::s(text));
         }
-        if let Some(href) = variant.get("href").and_then(Value::as_str).filter(|h| safe_href(h)) {
+        if let Some(href) =
+            variant.get("href").and_then(Value::as_str).filter(|h| microfunnel_core::site_config::is_safe_href(h))
+        {
             js::call(&el, "setAttribute", &[&js::s("href"), &js::s(href)]);
         }
     }

@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue};
 
-struct Query {
-    site: Site,
+/// A report's request: its site (the credential checked), window and parameters.
+pub(crate) struct Query {
+    pub(crate) site: Site,
     from: i64,
     to: i64,
     params: Vec<(String, String)>,
@@ -27,12 +28,12 @@ struct Query {
 }
 
 impl Query {
-    fn param(&self, key: &str) -> Option<&str> {
+    pub(crate) fn param(&self, key: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
-async fn query(req: &Request, env: &Env, needs: Permission) -> ApiResult<Query> {
+pub(crate) async fn query(req: &Request, env: &Env, needs: Permission) -> ApiResult<Query> {
     let actor = access::authenticate(req, env).await?;
     let params: Vec<(String, String)> =
         req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();

@@ -11,9 +11,9 @@
 //! by D1 per quarter hour (every zone's offset is a whole number of them)
 //! and each quarter hour falls in exactly one local bucket.
 
-use crate::access::{self, Permission};
+use crate::access::Permission;
 use crate::errors::{ApiError, ApiResult, reply};
-use crate::sites::{Site, js_num, now_ms};
+use crate::sites::{js_num, now_ms};
 use crate::zone::Zone;
 use microfunnel_core::Timestamp;
 use serde::Deserialize;
@@ -75,15 +75,9 @@ struct Bucket {
 }
 
 async fn inner(req: &Request, env: &Env) -> ApiResult<Response> {
-    let actor = access::authenticate(req, env).await?;
-    let params: Vec<(String, String)> =
-        req.url()?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let Some(site_id) = get("site") else {
-        return Err(ApiError::bad_request("missing_site", "site: the query parameter is required"));
-    };
-    access::permit(&actor, site_id, Permission::Aggregates)?;
-    let site = Site::load(env, site_id).await?;
+    let q = crate::reports::query(req, env, Permission::Aggregates).await?;
+    let get = |k: &str| q.param(k);
+    let site = &q.site;
     let tz = site.config.site.timezone();
     let Some(zone) = Zone::new(tz) else {
         worker::console_error!("site {}: time zone `{tz}` unknown to the runtime", site.id);

@@ -82,13 +82,13 @@ impl Config {
     /// This configuration with the given top-level fields replaced,
     /// validated as a whole.
     fn patched(&self, changes: &Map<String, Value>) -> std::result::Result<Config, String> {
-        let mut doc = self.to_json();
-        if let Value::Object(d) = &mut doc {
-            for (k, v) in changes {
-                d.insert(k.clone(), v.clone());
-            }
-        }
-        Config::from_json(&doc)
+        let mut changes = changes.clone();
+        let limits = match changes.remove("limits") {
+            Some(l) => RateLimits::parse(Some(&l))?,
+            None => self.limits.clone(),
+        };
+        let site = self.site.patched(&changes).map_err(|e| e.to_string())?;
+        Ok(Config { site, limits })
     }
 
     /// The stored document; [`Config::from_json`] reads it back equal.
