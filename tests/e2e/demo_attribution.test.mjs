@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, admin, fetch, launchChromium } from './lib.mjs';
+import { base, admin, fetch, launchChromium, until } from './lib.mjs';
 
 let browser;
 before(async () => {
@@ -32,6 +32,9 @@ test('a conversion on the demo site is attributed in the report within one secon
   const campaign = `e2e-${randomUUID().slice(0, 8)}`;
   await page.goto(`${base}/demo/tarifs/?utm_source=newsletter&utm_medium=email&utm_campaign=${campaign}`);
   await page.evaluate(() => mf('consent', { analytics: true, personalization: true, marketing: true }));
+  // The click counts once the module listens: on a cold Worker (a fresh clone's
+  // first run) its wasm can take longer to arrive than the test takes to click.
+  await until(async () => (await page.evaluate(() => mf('_state')))?.active === true, 15000);
   await page.evaluate(() =>
     document.getElementById('book-consultation').addEventListener('click', (e) => e.preventDefault()),
   );
