@@ -24,6 +24,7 @@ pub fn run() -> Result<(), String> {
     wasm_bindgen_cli(&mut installed)?;
     worker_build(&mut installed)?;
     npm_packages(&mut installed)?;
+    python_venv("requirements.txt", &mut installed)?;
     chromium(&mut installed)?;
     let secs = started.elapsed().as_secs_f64();
     if installed.is_empty() {
@@ -142,7 +143,9 @@ fn npm_packages(installed: &mut Vec<String>) -> Result<(), String> {
         .iter()
         .all(|b| root.join("node_modules/.bin").join(b).exists());
     if current.as_deref() != Some(lock.as_slice()) || !complete {
-        println!("bootstrap: installing npm packages (npm ci: wrangler, esbuild, binaryen, playwright-core)");
+        println!(
+            "bootstrap: installing npm packages (npm ci: wrangler, esbuild, binaryen, playwright-core, Segment's analytics-node)"
+        );
         // Install scripts never run: workerd ships inside its package, and no
         // tool may download a browser of its own.
         run_cmd(
@@ -155,6 +158,34 @@ fn npm_packages(installed: &mut Vec<String>) -> Result<(), String> {
         installed.push("npm packages".into());
     }
     Ok(())
+}
+
+/// The Python tools' venv, `target/venv`: `tools/<requirements>` installed
+/// into it from PyPI when that file changed since it was last installed
+/// (a stamp beside the venv). `requirements.txt` (Segment's Python library,
+/// for the e2e suite) by bootstrap; `requirements-fuzz.txt` (Schemathesis)
+/// by `cargo xtask api-fuzz`. Returns the venv's python.
+pub fn python_venv(requirements: &str, installed: &mut Vec<String>) -> Result<std::path::PathBuf, String> {
+    let root = root();
+    let file = root.join("tools").join(requirements);
+    let wanted = std::fs::read(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let venv = root.join("target/venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join(format!(".microfunnel-{requirements}"));
+    if python.exists() && std::fs::read(&stamp).ok().as_deref() == Some(wanted.as_slice()) {
+        return Ok(python);
+    }
+    if !python.exists() {
+        println!("bootstrap: creating the Python venv target/venv");
+        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    println!("bootstrap: installing tools/{requirements} into target/venv (pip, from PyPI)");
+    run_cmd(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&file),
+    )?;
+    std::fs::write(&stamp, &wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    installed.push(format!("tools/{requirements}"));
+    Ok(python)
 }
 
 fn chromium(installed: &mut Vec<String>) -> Result<(), String> {

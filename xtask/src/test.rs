@@ -276,7 +276,8 @@ fn e2e_filtered(tally: &mut Tally, filters: &[String]) {
         .args(&files)
         .env("MF_BASE_URL", &dev.base_url)
         .env("MF_STATE_DIR", &state)
-        .env("MF_WRANGLER", node_bin("wrangler"));
+        .env("MF_WRANGLER", node_bin("wrangler"))
+        .env("MF_PYTHON", root.join("target/venv/bin/python"));
     suite(tally, "end-to-end against workerd (node --test)", tool_env(&mut cmd));
     drop(dev);
 }

@@ -220,7 +220,7 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
     if analytics && app.anon.is_none() {
         let k = key(app, "id");
         let id = js::store_get("localStorage", &k)
-            .filter(|s| MessageId::parse(s).is_ok())
+            .filter(|s| MessageId::parse(s).is_ok_and(|id| id.is_uuid()))
             .unwrap_or_else(|| MessageId::from_random_bytes(js::random16()).to_text());
         js::store_set("localStorage", &k, &id);
         app.anon = Some(id);

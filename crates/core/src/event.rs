@@ -12,79 +12,147 @@ use crate::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Segment call types we accept (`group` and `screen` are out of scope).
+/// Segment call types. `screen` is a page view of an app; `group` ties
+/// the visitor to an account, whose traits are the visitor's too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     Page,
+    Screen,
     Track,
     Identify,
+    Group,
     Alias,
 }
 
 impl EventType {
-    /// The Segment name (`page`, `track`, `identify`, `alias`).
+    /// The Segment name (`page`, `screen`, `track`, `identify`, `group`, `alias`).
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Page => "page",
+            EventType::Screen => "screen",
             EventType::Track => "track",
             EventType::Identify => "identify",
+            EventType::Group => "group",
             EventType::Alias => "alias",
         }
     }
+
+    /// A view of a page or of an app's screen: a touch of the journey.
+    pub fn is_view(self) -> bool {
+        matches!(self, EventType::Page | EventType::Screen)
+    }
+
+    /// A call whose traits describe the visitor (`identify`, `group`).
+    pub fn carries_traits(self) -> bool {
+        matches!(self, EventType::Identify | EventType::Group)
+    }
 }
 
-/// A validated UUID message id, the de-duplication key at the edge. Held as
-/// its 16 bytes. (Parsed by hand: the `uuid` crate depends on wasm-bindgen on
+/// A message id, the de-duplication key at the edge: any non-empty string
+/// of at most [`MessageId::MAX_CHARS`] characters, as Segment allows
+/// (analytics-node sends `node-next-<ms>-<uuid>`). A UUID is held as its 16
+/// bytes and spelled in lower case, so one UUID has one spelling (ids are
+/// compared as text in storage); any other id is kept exactly as sent.
+/// (UUIDs are parsed by hand: the `uuid` crate depends on wasm-bindgen on
 /// wasm32, and the core must not depend on a platform crate.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId([u8; 16]);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
 
 impl MessageId {
-    /// Only the canonical hyphenated form (`8-4-4-4-12` hex digits, any case):
-    /// ids are compared as text in storage, so one id has one spelling.
+    /// Segment's bound on a message id.
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(text: &str) -> Result<Self, &'static str> {
-        const RULE: &str = "must be a UUID in its 36-character hyphenated form";
-        let b = text.as_bytes();
-        if b.len() != 36 {
-            return Err(RULE);
+        if let Some(bytes) = uuid_bytes(text) {
+            return Ok(Self(Repr::Uuid(bytes)));
         }
-        let mut bytes = [0u8; 16];
-        let mut nibbles = 0usize;
-        for (i, &c) in b.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return Err(RULE);
-                }
-                continue;
-            }
-            let v = (c as char).to_digit(16).ok_or(RULE)? as u8;
-            let slot = bytes.get_mut(nibbles / 2).ok_or(RULE)?;
-            *slot = (*slot << 4) | v;
-            nibbles += 1;
+        if text.is_empty() {
+            return Err("must not be empty");
         }
-        Ok(Self(bytes))
+        if text.chars().nth(Self::MAX_CHARS).is_some() {
+            return Err("must be at most 100 characters");
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        Ok(Self(Repr::Text(text.into())))
     }
 
     /// Random bytes stamped as a version-4, RFC 4122 variant UUID.
     pub fn from_random_bytes(mut bytes: [u8; 16]) -> Self {
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        Self(bytes)
+        Self(Repr::Uuid(bytes))
     }
-}
 
-impl MessageId {
-    /// The canonical lower-case hyphenated text (without `core::fmt`).
+    /// Whether the id is a UUID (what our browser module sends).
+    pub fn is_uuid(&self) -> bool {
+        matches!(self.0, Repr::Uuid(_))
+    }
+
+    /// The id's text: a UUID in lower-case hyphenated form (without `core::fmt`).
     pub fn to_text(&self) -> String {
+        let bytes = match &self.0 {
+            Repr::Text(t) => return t.to_string(),
+            Repr::Uuid(b) => b,
+        };
         let mut s = String::with_capacity(36);
-        for (i, b) in self.0.iter().enumerate() {
+        for (i, b) in bytes.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
                 s.push('-');
             }
             crate::text::push_hex(&mut s, &[*b]);
         }
         s
+    }
+}
+
+/// The 16 bytes of a UUID in its hyphenated form (`8-4-4-4-12` hex digits,
+/// any case), or `None`.
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let b = text.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    let mut nibbles = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = (c as char).to_digit(16)? as u8;
+        let slot = bytes.get_mut(nibbles / 2)?;
+        *slot = (*slot << 4) | v;
+        nibbles += 1;
+    }
+    Some(bytes)
+}
+
+/// The order of the ids' text, as storage sorts them (two UUIDs compare by
+/// their bytes, which is the same order without spelling them out).
+impl Ord for MessageId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Uuid(a), Repr::Uuid(b)) => a.cmp(b),
+            (Repr::Text(a), Repr::Text(b)) => a.cmp(b),
+            _ => self.to_text().cmp(&other.to_text()),
+        }
+    }
+}
+
+impl PartialOrd for MessageId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -256,6 +324,9 @@ pub struct Event {
     pub user_id: Option<String>,
     #[serde(rename = "previousId", skip_serializing_if = "Option::is_none")]
     pub previous_id: Option<String>,
+    /// On a `group`: the account the visitor belongs to.
+    #[serde(rename = "groupId", skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     /// On an `identify` from a browser: the site's proof that its userId (or
     /// its `email_sha256`) is this person's — lowercase hex of HMAC-SHA256
     /// under the site's identity secret. Only a proven identity may join
@@ -320,10 +391,10 @@ impl Default for Limits {
 }
 
 /// Top-level fields accepted and dropped: Segment libraries send them, we need
-/// none of them (`channel` is derived by us, never trusted from the client).
-const IGNORED_TOP: [&str; 4] = ["integrations", "channel", "version", "receivedAt"];
-/// Context fields Segment libraries send that we drop (minimisation).
-const IGNORED_CONTEXT: [&str; 5] = ["library", "timezone", "screen", "os", "device"];
+/// none of them (`channel` is derived by us, never trusted from the client;
+/// `receivedAt` is ours to set; `originalTimestamp` only corrects the clock).
+const IGNORED_TOP: [&str; 7] =
+    ["integrations", "channel", "version", "receivedAt", "_metadata", "category", "originalTimestamp"];
 
 type Res<T> = Result<T, ValidationError>;
 
@@ -372,6 +443,7 @@ impl Event {
                     | "anonymousId"
                     | "userId"
                     | "previousId"
+                    | "groupId"
                     | "identitySignature"
                     | "timestamp"
                     | "sentAt"
@@ -385,10 +457,12 @@ impl Event {
             None | Some(Value::Null) => return err("type", "is required"),
             Some(Value::String(s)) => match s.as_str() {
                 "page" => EventType::Page,
+                "screen" => EventType::Screen,
                 "track" => EventType::Track,
                 "identify" => EventType::Identify,
+                "group" => EventType::Group,
                 "alias" => EventType::Alias,
-                _ => return err("type", "must be one of page, track, identify, alias"),
+                _ => return err("type", "must be one of page, screen, track, identify, group, alias"),
             },
             Some(_) => return err("type", "must be a string"),
         };
@@ -397,9 +471,23 @@ impl Event {
             Some(Value::String(s)) => MessageId::parse(s).map_err(|r| ValidationError::new("messageId", r))?,
             Some(_) => return err("messageId", "must be a string"),
         };
-        let timestamp = match opt_str(obj, "timestamp", usize::MAX)? {
-            None => return err("timestamp", "is required"),
-            Some(s) => Timestamp::parse(&s).map_err(|r| ValidationError::new("timestamp", r))?,
+        let sent_at = opt_time(obj, "sentAt")?;
+        let timestamp = match (opt_time(obj, "timestamp")?, now) {
+            (Some(t), _) => t,
+            // What this system stored always carries its time.
+            (None, None) => return err("timestamp", "is required"),
+            // Segment's rule: without a timestamp, the time it was received,
+            // less how long the message waited on the sender's own clock.
+            (None, Some(received)) => match (opt_time(obj, "originalTimestamp")?, sent_at) {
+                (Some(original), Some(sent)) => sent
+                    .millis()
+                    .checked_sub(original.millis())
+                    .and_then(|waited| received.millis().checked_sub(waited))
+                    .and_then(Timestamp::from_millis)
+                    .ok_or_else(|| ValidationError::new("originalTimestamp", "must not be after sentAt by years"))?,
+                (Some(original), None) => original,
+                (None, _) => received,
+            },
         };
         if let Some(now) = now
             && timestamp.since(now) > limits.max_future_ms
@@ -417,15 +505,12 @@ impl Event {
             ]);
             return err("timestamp", rule);
         }
-        let sent_at = match opt_str(obj, "sentAt", usize::MAX)? {
-            None => None,
-            Some(s) => Some(Timestamp::parse(&s).map_err(|r| ValidationError::new("sentAt", r))?),
-        };
         let event = opt_name(obj, "event", limits.max_string)?;
         let name = opt_name(obj, "name", limits.max_string)?;
         let anonymous_id = opt_name(obj, "anonymousId", limits.max_id)?;
         let user_id = opt_name(obj, "userId", limits.max_id)?;
         let previous_id = opt_name(obj, "previousId", limits.max_id)?;
+        let group_id = opt_name(obj, "groupId", limits.max_id)?;
         let identity_signature = opt_str(obj, "identitySignature", 64)?;
         if let Some(sig) = &identity_signature {
             if kind != EventType::Identify {
@@ -440,19 +525,24 @@ impl Event {
 
         match kind {
             EventType::Track if event.is_none() => return err("event", "is required for a track event"),
-            EventType::Page | EventType::Identify | EventType::Alias if event.is_some() => {
-                return err("event", "is only allowed on track events");
-            }
+            EventType::Track => {}
+            _ if event.is_some() => return err("event", "is only allowed on track events"),
             _ => {}
         }
-        if name.is_some() && kind != EventType::Page {
-            return err("name", "is only allowed on page events");
+        if name.is_some() && !kind.is_view() {
+            return err("name", "is only allowed on page and screen events");
         }
-        if !properties.is_empty() && !matches!(kind, EventType::Page | EventType::Track) {
-            return err("properties", "is only allowed on page and track events");
+        let takes_properties = kind.is_view() || kind == EventType::Track;
+        if !properties.is_empty() && !takes_properties {
+            return err("properties", "is only allowed on page, screen and track events");
         }
-        if !traits.is_empty() && kind != EventType::Identify {
-            return err("traits", "is only allowed on identify events");
+        if !traits.is_empty() && !kind.carries_traits() {
+            return err("traits", "is only allowed on identify and group events");
+        }
+        match (kind, &group_id) {
+            (EventType::Group, None) => return err("groupId", "is required for a group event"),
+            (EventType::Group, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return err("groupId", "is only allowed on group events"),
         }
         match kind {
             EventType::Alias => {
@@ -489,6 +579,7 @@ impl Event {
             anonymous_id,
             user_id,
             previous_id,
+            group_id,
             identity_signature,
             timestamp,
             sent_at,
@@ -519,6 +610,7 @@ impl Event {
         put(&mut m, "anonymousId", &self.anonymous_id);
         put(&mut m, "userId", &self.user_id);
         put(&mut m, "previousId", &self.previous_id);
+        put(&mut m, "groupId", &self.group_id);
         put(&mut m, "identitySignature", &self.identity_signature);
         m.insert("timestamp".into(), Value::String(self.timestamp.to_rfc3339()));
         if let Some(t) = self.sent_at {
@@ -574,6 +666,13 @@ fn str_field(obj: &Map<String, Value>, field: &str, path: &str, max: usize) -> R
 
 fn opt_str(obj: &Map<String, Value>, field: &str, max: usize) -> Res<Option<String>> {
     str_field(obj, field, field, max)
+}
+
+fn opt_time(obj: &Map<String, Value>, field: &str) -> Res<Option<Timestamp>> {
+    match opt_str(obj, field, usize::MAX)? {
+        None => Ok(None),
+        Some(s) => Timestamp::parse(&s).map(Some).map_err(|r| ValidationError::new(field, r)),
+    }
 }
 
 /// A name or id: non-empty, no control characters, no surrounding blanks.
@@ -637,31 +736,18 @@ fn check_value(v: &Value, path: &str, depth: usize, limits: &Limits) -> Res<()> 
     }
 }
 
-fn sub_object<'a>(v: &'a Value, path: &str, allowed: &[&str], ignored: &[&str]) -> Res<&'a Map<String, Value>> {
-    let Some(m) = v.as_object() else {
-        return err(path, "must be an object");
-    };
-    for key in m.keys() {
-        if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
-            return err(cat(&[path, ".", key]), "unknown field");
-        }
-    }
-    Ok(m)
+/// An object of the context. Keys we do not know (Segment's `library`,
+/// `device`, `ip`, a library's own) are dropped, never refused: the context
+/// keeps only the fields read below (minimisation), so a raw IP is never kept.
+fn sub_object<'a>(v: &'a Value, path: &str) -> Res<&'a Map<String, Value>> {
+    v.as_object().ok_or_else(|| ValidationError::new(path, "must be an object"))
 }
 
 fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
-    if v.get("ip").is_some() {
-        return err("context.ip", "raw IP addresses are not accepted");
-    }
-    let m = sub_object(
-        v,
-        "context",
-        &["page", "campaign", "click_ids", "locale", "userAgent", "channel"],
-        &IGNORED_CONTEXT,
-    )?;
+    let m = sub_object(v, "context")?;
     let mut ctx = Context::default();
     if let Some(p) = m.get("page").filter(|p| !p.is_null()) {
-        let p = sub_object(p, "context.page", &["url", "path", "referrer", "title", "search"], &[])?;
+        let p = sub_object(p, "context.page")?;
         ctx.page = Page {
             url: str_field(p, "url", "context.page.url", limits.max_url)?,
             path: str_field(p, "path", "context.page.path", limits.max_url)?,
@@ -682,23 +768,7 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
     }
     if let Some(c) = m.get("campaign").filter(|c| !c.is_null()) {
         // Segment libraries name these source/medium/name/term/content.
-        let c = sub_object(
-            c,
-            "context.campaign",
-            &[
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_term",
-                "utm_content",
-                "source",
-                "medium",
-                "name",
-                "term",
-                "content",
-            ],
-            &[],
-        )?;
+        let c = sub_object(c, "context.campaign")?;
         let pick = |utm: &str, alias: &str| -> Res<Option<String>> {
             let a = str_field(c, utm, &cat(&["context.campaign.", utm]), limits.max_string)?;
             let b = str_field(c, alias, &cat(&["context.campaign.", alias]), limits.max_string)?;
@@ -713,8 +783,7 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
         };
     }
     if let Some(c) = m.get("click_ids").filter(|c| !c.is_null()) {
-        let names = ClickId::ALL.map(ClickId::name);
-        let c = sub_object(c, "context.click_ids", &names, &[])?;
+        let c = sub_object(c, "context.click_ids")?;
         for id in ClickId::ALL {
             let value = str_field(c, id.name(), &cat(&["context.click_ids.", id.name()]), limits.max_id)?;
             ctx.click_ids.set(id, value.filter(|s| !s.trim().is_empty()));
@@ -755,11 +824,25 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_round_trip_in_lower_case() {
+    fn uuids_have_one_spelling_and_other_ids_are_kept_as_sent() {
         let id = MessageId::parse("6F1C2A1E-8A43-4C36-9B8E-0A1B2C3D4E5F").unwrap();
+        assert!(id.is_uuid());
         assert_eq!(id.to_string(), "6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5f");
-        assert!(MessageId::parse("6f1c2a1e08a43-4c36-9b8e-0a1b2c3d4e5f").is_err());
-        assert!(MessageId::parse("6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5").is_err());
+        assert_eq!(id, MessageId::parse("6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5f").unwrap());
+        // Near-UUIDs are ids like any other, not mangled into one.
+        for text in [
+            "6f1c2a1e08a43-4c36-9b8e-0a1b2c3d4e5f",
+            "6f1c2a1e-8a43-4c36-9b8e-0a1b2c3d4e5",
+            "node-next-1733346000000-Ab",
+        ] {
+            let id = MessageId::parse(text).unwrap();
+            assert!(!id.is_uuid());
+            assert_eq!(id.to_text(), text);
+        }
+        assert_eq!(MessageId::parse(&"é".repeat(100)).unwrap().to_text().chars().count(), 100);
+        assert_eq!(MessageId::parse(&"é".repeat(101)), Err("must be at most 100 characters"));
+        assert_eq!(MessageId::parse(""), Err("must not be empty"));
+        assert_eq!(MessageId::parse("a\u{7}b"), Err("must not contain control characters"));
         let v4 = MessageId::from_random_bytes([0xff; 16]).to_string();
         assert_eq!(v4, "ffffffff-ffff-4fff-bfff-ffffffffffff");
     }

@@ -6,7 +6,7 @@
 //! [`SiteConfig::browser_config`], derived here and nowhere else.
 
 use crate::channel::ChannelRules;
-use crate::consent::MinimisePolicy;
+use crate::consent::{ConsentStamp, MinimisePolicy, Purpose};
 use crate::conversion::Definitions;
 use crate::error::ValidationError;
 use crate::scoring::{ConversionStages, Rules};
@@ -35,6 +35,41 @@ pub struct ConsentPolicy {
     /// Store userIds only as the collector's keyed hash of them (the site's
     /// own ids never written down; stitching and erasure by id still work).
     pub hash_user_ids: bool,
+    /// The purposes the site declares it holds consent for on the events
+    /// its servers send without a consent stamp (a CRM's, a back office's).
+    /// Empty by default: such events are stored and attributed, not scored.
+    pub server_purposes: Vec<Purpose>,
+}
+
+impl ConsentPolicy {
+    /// The stamp an unstamped server event receives.
+    pub fn server_stamp(&self) -> ConsentStamp {
+        ConsentStamp::site_basis(&self.server_purposes)
+    }
+}
+
+/// `consent.server_purposes`: a list of purpose names, each once.
+fn purposes_field(m: &Map<String, Value>) -> Res<Vec<Purpose>> {
+    const RULE: &str = "a list of analytics, personalization, marketing";
+    let field = "consent.server_purposes";
+    let items = match m.get("server_purposes") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(err(field, RULE)),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let p = match item.as_str() {
+            Some("analytics") => Purpose::Analytics,
+            Some("personalization") => Purpose::Personalization,
+            Some("marketing") => Purpose::Marketing,
+            _ => return Err(err(field, RULE)),
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 impl Default for ConsentPolicy {
@@ -44,6 +79,7 @@ impl Default for ConsentPolicy {
             respect_dnt: true,
             sanitise: SanitiseRules::default(),
             hash_user_ids: false,
+            server_purposes: Vec::new(),
         }
     }
 }
@@ -282,13 +318,14 @@ impl SiteConfig {
         };
         let rules = custom_rules.clone().unwrap_or_else(Rules::default_rules);
         let cta = CtaVariants::parse(&field("cta"), &rules)?;
-        let consent_fields = ["cookieless_pageviews", "respect_dnt", "sanitise", "hash_user_ids"];
+        let consent_fields = ["cookieless_pageviews", "respect_dnt", "sanitise", "hash_user_ids", "server_purposes"];
         let consent = match object(&field("consent"), "consent", &consent_fields)? {
             None => ConsentPolicy::default(),
             Some(m) => ConsentPolicy {
                 cookieless_pageviews: bool_field(m, "consent", "cookieless_pageviews", false)?,
                 respect_dnt: bool_field(m, "consent", "respect_dnt", true)?,
                 hash_user_ids: bool_field(m, "consent", "hash_user_ids", false)?,
+                server_purposes: purposes_field(m)?,
                 sanitise: match m.get("sanitise") {
                     None | Some(Value::Null) => SanitiseRules::default(),
                     Some(s) => serde_json::from_value(s.clone()).map_err(|e| err("consent.sanitise", e.to_string()))?,
@@ -356,6 +393,7 @@ impl SiteConfig {
                 "respect_dnt": c.respect_dnt,
                 "sanitise": c.sanitise,
                 "hash_user_ids": c.hash_user_ids,
+                "server_purposes": c.server_purposes,
             },
             "channels": channels_json(&self.channels),
             "conversions": self.conversions.to_json(),

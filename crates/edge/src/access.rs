@@ -173,12 +173,18 @@ pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<Actor> {
     let Some(given) = bearer(req) else {
         return Err(ApiError::new(401, "unauthorized", "a bearer token is required"));
     };
+    authenticate_credential(req, env, &given).await
+}
+
+/// Who `given` (a token, a share key or the admin token, however it was
+/// sent: a bearer, Segment's Basic auth or write key) authenticates.
+pub async fn authenticate_credential(req: &Request, env: &Env, given: &str) -> ApiResult<Actor> {
     let table = if given.starts_with(TOKEN_PREFIX) {
         "site_tokens"
     } else if given.starts_with(SHARE_PREFIX) {
         "shares"
     } else {
-        return super_admin(req, env, &given);
+        return super_admin(req, env, given);
     };
     let db = env.d1("DB")?;
     let extra = if table == "site_tokens" { "role, last_used_at" } else { "NULL AS role, NULL AS last_used_at" };

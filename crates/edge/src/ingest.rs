@@ -1,5 +1,5 @@
 //! `POST /v1/batch` (browser events) and the pipeline it shares with
-//! `POST /v1/events` (server and offline events): validate every event with
+//! `POST /v1/events` and Segment's API (`segment`: server and offline events): validate every event with
 //! the core, re-check and minimise it to its consent stamp, derive its
 //! channel, store it exactly once (D1, keyed by `messageId`) and hand it to
 //! the visitor's Durable Object, which scores it and keeps the journey.
@@ -16,7 +16,9 @@
 //! `identitySignature` is the site's HMAC of that userId or e-mail hash.
 //! Unproven userIds and e-mail hashes are kept as claims (`user_claim`,
 //! `email_claim`), which no lookup for joining reads; `alias` is refused.
-//! Server events are authenticated, so what they say is taken as proven.
+//! Server events are authenticated, so what they say is taken as proven;
+//! one sent without a consent stamp gets the site's declared basis
+//! (`consent.server_purposes`: by default stored and attributed, not scored).
 
 use crate::auth::identity_proven;
 use crate::body;
@@ -52,8 +54,12 @@ impl Source {
     }
 }
 
-/// `POST /v1/batch`.
+/// `POST /v1/batch`: the browser's form `{site, batch}`, or Segment's with
+/// a credential (`segment`).
 pub async fn batch(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    if crate::segment::is_segment_request(&req) {
+        return reply(crate::segment::batch(req, &ctx.env).await);
+    }
     let origin = cors::origin(&req);
     let (result, site) = batch_inner(req, &ctx.env).await;
     cors::finish(&ctx.env, reply(result)?, origin.as_deref(), site.as_ref()).await
@@ -74,6 +80,10 @@ async fn batch_inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Optio
         let Value::Object(mut envelope) = value else {
             return Err(ApiError::bad_request("invalid_batch", "the body must be a JSON object {site, batch}"));
         };
+        // Segment's form with its key in the body: a server, not a browser.
+        if query_site.is_none() && !envelope.contains_key("site") && envelope.contains_key("writeKey") {
+            return crate::segment::receive(&req, env, None, Value::Object(envelope)).await;
+        }
         let site = match (envelope.remove("site"), site_out.clone()) {
             (Some(Value::String(s)), Some(site)) if s != site.id => {
                 return Err(ApiError::bad_request("invalid_batch", "site: differs from the site in the URL"));
@@ -133,6 +143,20 @@ impl Outcome {
     /// The answer. `reveal` adds the visitors the events landed on, with
     /// their scores: only for authenticated callers (the site's servers).
     pub fn into_response(self, reveal: bool) -> ApiResult<Response> {
+        Ok(Response::from_json(&self.answer(reveal)?)?)
+    }
+
+    /// Segment's answer (`success`, which the libraries read) with our
+    /// counts; a batch with nothing acceptable is the same 400 as ours.
+    pub fn into_segment_response(self) -> ApiResult<Response> {
+        let mut body = self.answer(false)?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("success".into(), Value::Bool(true));
+        }
+        Ok(Response::from_json(&body)?)
+    }
+
+    fn answer(self, reveal: bool) -> ApiResult<Value> {
         if self.accepted == 0 && self.duplicates == 0 && self.bots == 0 {
             let message = match self.rejected.first().and_then(|r| r.pointer("/error/message")) {
                 Some(Value::String(m)) => format!("no event was accepted; first: {m}"),
@@ -155,7 +179,7 @@ impl Outcome {
         if reveal && let Some(o) = body.as_object_mut() {
             o.insert("visitors".into(), Value::Array(self.scores));
         }
-        Ok(Response::from_json(&body)?)
+        Ok(body)
     }
 }
 
@@ -280,6 +304,11 @@ pub fn check(
                 }
             },
         };
+        // A server speaks for its own records: unstamped, its event gets the
+        // site's declared basis (stored and attributed; scored only if declared).
+        if source == Source::Server && event.consent.is_none() {
+            event.consent = Some(site.config.site.consent().server_stamp());
+        }
         let consent = event.consent.as_ref().map_or(Consent::DENIED, Consent::from_stamp);
         event.derive_channel(channel_rules);
         let minimised = minimise_with(event, &consent, &policy);
@@ -313,6 +342,9 @@ pub fn check(
 fn browser_refusal(e: &Event) -> Option<(&'static str, &'static str)> {
     if e.context.channel.is_some() {
         return Some(("context.channel", "context.channel: only authenticated server events may declare a channel"));
+    }
+    if e.consent.is_some_and(|c| c.is_site_basis()) {
+        return Some(("consent.basis", "consent.basis: only the collector stamps the site's basis, on server events"));
     }
     if e.kind == EventType::Alias {
         return Some((
@@ -405,6 +437,7 @@ pub async fn store(
             };
             learn("anonymous", event.anonymous_id.as_deref());
             learn("user", event.user_id.as_deref().filter(|_| proof.user));
+            learn("user", event.previous_id.as_deref().filter(|_| proof.user && event.kind == EventType::Alias));
             learn("email_sha256", email_hash(&event).filter(|_| proof.email));
         }
         if source == Source::Browser
@@ -432,7 +465,7 @@ pub async fn store(
             .bind(&[
                 site.id.as_str().into(),
                 event.message_id.to_string().into(),
-                kind_name(event.kind).into(),
+                event.kind.as_str().into(),
                 opt(event.event.as_deref()),
                 opt(visitor.as_deref()),
                 opt(event.anonymous_id.as_deref()),
@@ -519,15 +552,6 @@ async fn stored_rows(db: &worker::D1Database, site: &str, ids: &[String]) -> Api
 
 fn opt(s: Option<&str>) -> worker::wasm_bindgen::JsValue {
     s.map_or(worker::wasm_bindgen::JsValue::NULL, Into::into)
-}
-
-pub fn kind_name(k: EventType) -> &'static str {
-    match k {
-        EventType::Page => "page",
-        EventType::Track => "track",
-        EventType::Identify => "identify",
-        EventType::Alias => "alias",
-    }
 }
 
 /// What D1 knows of a batch's ids.
@@ -701,8 +725,12 @@ fn visitor_of(e: &Event, proof: Proof, site: &Site, known: &Map<String, Value>) 
     let linked = |kind: &str, id: Option<&str>| {
         id.and_then(|i| known.get(&id_key(kind, i))).and_then(Value::as_str).map(str::to_owned)
     };
+    // An alias names one person by two ids: whichever is known already
+    // holds them (the previous id first), else the previous id's own.
     if e.kind == EventType::Alias {
-        return linked("user", e.previous_id.as_deref()).or_else(|| e.previous_id.clone());
+        return linked("user", e.previous_id.as_deref())
+            .or_else(|| linked("user", e.user_id.as_deref().filter(|_| proof.user)))
+            .or_else(|| e.previous_id.clone());
     }
     let by_email = proof.email && site.config.site.attribution().merge_on_email;
     linked("anonymous", e.anonymous_id.as_deref())
@@ -737,6 +765,10 @@ fn identity_statements(
     }
     if let Some(hash) = email_hash(e) {
         links.push(if proof.email { ("email_sha256", hash, true) } else { ("email_claim", hash, false) });
+    }
+    // The previous id of a (server's) alias routes to this visitor from now on.
+    if let Some(p) = e.previous_id.as_deref().filter(|_| e.kind == EventType::Alias && proof.user) {
+        links.push(("user", p, true));
     }
     let mut out = Vec::new();
     for (kind, value, verified) in links {

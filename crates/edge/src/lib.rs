@@ -28,6 +28,7 @@ mod reports;
 mod rule_check;
 mod schema;
 mod secrets;
+mod segment;
 mod series;
 mod site;
 mod sites;
@@ -57,6 +58,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/consent", withdrawals::post)
         .options_async("/v1/consent", cors::preflight)
         .post_async("/v1/events", events::post)
+        .post_async("/v1/track", segment::track)
+        .post_async("/v1/identify", segment::identify)
+        .post_async("/v1/page", segment::page)
+        .post_async("/v1/screen", segment::screen)
+        .post_async("/v1/group", segment::group)
+        .post_async("/v1/alias", segment::alias)
         .post_async("/v1/sites", sites::create)
         .post_async("/v1/spend", spend::post)
         .get_async("/v1/sites/:site", sites::get)

@@ -130,7 +130,10 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
         }
     }
     stripped.dedup();
-    event.consent = Some(consent.stamp());
+    // Whose basis it was stays recorded: a withdrawal narrows the
+    // purposes, it does not turn the site's declaration into a choice.
+    let site_basis = event.consent.is_some_and(|c| c.is_site_basis());
+    event.consent = Some(consent.stamp().on_site_basis(site_basis));
     Minimised { event: Some(event), stripped }
 }
 

@@ -50,6 +50,7 @@ impl Consent {
             personalization: self.personalization,
             marketing: self.marketing,
             policy: self.policy,
+            site_basis: false,
         }
     }
 
@@ -82,6 +83,14 @@ pub struct ConsentStamp {
     personalization: bool,
     marketing: bool,
     policy: u32,
+    /// `"basis": "site"` on the wire: not a choice the visitor made but the
+    /// lawful basis the site declared for what its servers send unstamped.
+    #[serde(rename = "basis", skip_serializing_if = "std::ops::Not::not", serialize_with = "site_basis")]
+    site_basis: bool,
+}
+
+fn site_basis<S: serde::Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("site")
 }
 
 impl ConsentStamp {
@@ -94,7 +103,32 @@ impl ConsentStamp {
             personalization: has(Purpose::Personalization),
             marketing: has(Purpose::Marketing),
             policy: POLICY_VERSION,
+            site_basis: false,
         }
+    }
+
+    /// The stamp of a server event that came without one: what the site
+    /// declares it may do with such events (`consent.server_purposes`).
+    /// Analytics always — the event is stored and attributed — and no
+    /// more unless declared: without personalization it is not scored.
+    pub fn site_basis(declared: &[Purpose]) -> ConsentStamp {
+        let has = |p| declared.contains(&p);
+        ConsentStamp {
+            analytics: true,
+            personalization: has(Purpose::Personalization),
+            marketing: has(Purpose::Marketing),
+            policy: POLICY_VERSION,
+            site_basis: true,
+        }
+    }
+
+    pub(crate) fn on_site_basis(self, site_basis: bool) -> ConsentStamp {
+        ConsentStamp { site_basis, ..self }
+    }
+
+    /// Whether the stamp is the site's declared basis, not the visitor's choice.
+    pub fn is_site_basis(&self) -> bool {
+        self.site_basis
     }
 
     pub fn allows(&self, purpose: Purpose) -> bool {
@@ -114,16 +148,20 @@ impl ConsentStamp {
             m.insert(k.into(), Value::Bool(b));
         }
         m.insert("policy".into(), Value::from(self.policy));
+        if self.site_basis {
+            m.insert("basis".into(), Value::String("site".into()));
+        }
         Value::Object(m)
     }
 
-    /// Strict parse of an untrusted stamp: exactly these four fields.
+    /// Strict parse of an untrusted stamp: exactly these four fields, and
+    /// `basis` (only `"site"`) on what the collector stamped itself.
     pub fn parse(v: &Value) -> Result<ConsentStamp, String> {
         let Some(m) = v.as_object() else {
             return Err("must be an object".into());
         };
         if let Some(k) =
-            m.keys().find(|k| !["analytics", "personalization", "marketing", "policy"].contains(&k.as_str()))
+            m.keys().find(|k| !["analytics", "personalization", "marketing", "policy", "basis"].contains(&k.as_str()))
         {
             return Err(cat(&["unknown field `", k, "`"]));
         }
@@ -140,11 +178,17 @@ impl ConsentStamp {
             }
             None => return Err("`policy` is required and must be an integer".into()),
         };
+        let site_basis = match m.get("basis") {
+            None => false,
+            Some(Value::String(b)) if b == "site" => true,
+            Some(_) => return Err("`basis` must be \"site\" when present".into()),
+        };
         Ok(ConsentStamp {
             analytics: flag("analytics")?,
             personalization: flag("personalization")?,
             marketing: flag("marketing")?,
             policy,
+            site_basis,
         })
     }
 }

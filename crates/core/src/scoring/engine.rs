@@ -44,6 +44,8 @@ pub(crate) fn entry_of(rules: &Rules, conversions: &ConversionStages, event: &Ev
                 None => return None,
             }
         }
+        // An app's screen has no path a page rule could match.
+        EventType::Screen => return None,
         EventType::Page => {
             let page = &event.context.page;
             let path = page.path.as_deref().or_else(|| page.url.as_deref().map(path_of_url))?;
@@ -51,7 +53,8 @@ pub(crate) fn entry_of(rules: &Rules, conversions: &ConversionStages, event: &Ev
             let action = rules.pages.iter().find(|(g, _)| g.matches(path)).map(|(_, a)| *a)?;
             EntryKind::Action { action, consented }
         }
-        EventType::Identify => {
+        // A group's traits are its account's: the visitor's company.
+        EventType::Identify | EventType::Group => {
             let mut traits: TraitUpdate = Default::default();
             let mut any = false;
             for (slot, name) in traits.iter_mut().zip(TRAITS) {
@@ -72,7 +75,7 @@ pub(crate) fn entry_of(rules: &Rules, conversions: &ConversionStages, event: &Ev
         }
         EventType::Alias => return None,
     };
-    Some(Entry { at: event.timestamp, id: event.message_id, kind, enters })
+    Some(Entry { at: event.timestamp, id: event.message_id.clone(), kind, enters })
 }
 
 /// The path of an absolute URL: no query, no fragment; `/` when empty.
@@ -246,7 +249,7 @@ pub fn evaluate(rules: &Rules, events: &[Event], at: Timestamp) -> Score {
 /// [`evaluate`] with the stages the site's conversions enter.
 pub fn evaluate_with(rules: &Rules, conversions: &ConversionStages, events: &[Event], at: Timestamp) -> Score {
     let mut ledger: Vec<Entry> = events.iter().filter_map(|e| entry_of(rules, conversions, e)).collect();
-    ledger.sort_by_key(Entry::key); // stable: equal keys keep input order
+    ledger.sort_by(|a, b| a.key().cmp(&b.key())); // stable: equal keys keep input order
     let mut state = State::new(rules);
     for e in &ledger {
         state.push(rules, e);
@@ -271,7 +274,7 @@ pub fn evaluate_actions(rules: &Rules, actions: &[(&str, Timestamp)], at: Timest
         let id = MessageId::from_random_bytes(bytes);
         ledger.push(Entry { at: *t, id, kind: EntryKind::Action { action, consented: true }, enters: None });
     }
-    ledger.sort_by_key(Entry::key);
+    ledger.sort_by(|a, b| a.key().cmp(&b.key()));
     let mut state = State::new(rules);
     for e in &ledger {
         state.push(rules, e);

@@ -101,8 +101,8 @@ pub(crate) struct Entry {
 impl Entry {
     /// Ledger order: time, then message id, so the order (and the score)
     /// does not depend on the order events arrived in.
-    pub(crate) fn key(&self) -> (Timestamp, MessageId) {
-        (self.at, self.id)
+    pub(crate) fn key(&self) -> (Timestamp, &MessageId) {
+        (self.at, &self.id)
     }
 }
 
@@ -295,7 +295,7 @@ impl State {
         let at = entry.at;
         if entry.kind == EntryKind::Conversion {
             // Not a score entry: no driver, no clock, only the stage.
-            if self.seen.insert(entry.id)
+            if self.seen.insert(entry.id.clone())
                 && let Some((conversion, stage)) = entry.enters
             {
                 self.enter(at, stage, RawCause::Conversion(conversion));
@@ -307,7 +307,7 @@ impl State {
             EntryKind::Action { action, .. } => Some(action),
             EntryKind::Traits { .. } | EntryKind::Conversion => None,
         };
-        if !self.seen.insert(entry.id) {
+        if !self.seen.insert(entry.id.clone()) {
             self.ignore(at, action, IgnoreReason::Duplicate);
             return;
         }

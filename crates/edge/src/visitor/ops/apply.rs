@@ -188,7 +188,7 @@ fn admit(
             fresh.push((event, received_at, source));
         }
     }
-    fresh.sort_by_key(|(e, _, _)| (e.timestamp, e.message_id));
+    fresh.sort_by(|(a, _, _), (b, _, _)| (a.timestamp, &a.message_id).cmp(&(b.timestamp, &b.message_id)));
     Ok(fresh)
 }
 
@@ -204,7 +204,7 @@ fn conversion_def<'a>(defs: &'a Definitions, e: &Event) -> Option<&'a Definition
 fn journey_step(store: &Store, event: &Event, session: SessionStep) -> ApiResult<()> {
     let kind = if event.context.channel.is_some() {
         Kind::Declared
-    } else if event.kind == EventType::Page {
+    } else if event.kind.is_view() {
         Kind::Page
     } else {
         return Ok(());
