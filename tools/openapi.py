@@ -19,7 +19,30 @@ def arr(items, desc=None):
     return a
 S = {"type": "string"}; I = {"type": "integer"}; N = {"type": "number"}; B = {"type": "boolean"}
 def nullable(s): return {"anyOf": [s, {"type": "null"}]}
+def null_optional(o):
+    """The same object with every optional property nullable: our parsers
+    read null as absent."""
+    req = set(o.get("required", []))
+    o["properties"] = {k: (v if k in req else nullable(v)) for k, v in o["properties"].items()}
+    return o
 ANY = {"description": "any JSON value"}
+
+EVENT = {"type": {"enum": ["page", "screen", "track", "identify", "group", "alias"]}, "event": S,
+                "messageId": {"type": "string", "minLength": 1, "maxLength": 100}, "anonymousId": S, "name": S,
+                "userId": S, "previousId": S, "groupId": S, "timestamp": {"type": "string", "format": "date-time"},
+                "originalTimestamp": {"type": "string", "format": "date-time"}, "category": S, "integrations": {"type": "object"},
+                "_metadata": {"type": "object"}, "version": ANY, "receivedAt": S, "channel": S,
+                "sentAt": {"type": "string", "format": "date-time"}, "properties": {"type": "object"},
+                "traits": {"type": "object"}, "context": {"type": "object"}, "consent": ref("Consent"),
+                "identitySignature": S}
+
+SITE_CONFIG = {"rules": nullable({"type": "object"}), "cta": nullable({"type": "object",
+      "additionalProperties": {"type": "object", "additionalProperties": obj({"text": S, "href": S})}}),
+      "consent": null_optional(obj({"cookieless_pageviews": B, "respect_dnt": B, "sanitise": obj({"remove": arr(S), "keep": arr(S)}), "hash_user_ids": B,
+                      "server_purposes": arr({"enum": ["analytics", "personalization", "marketing"]})})),
+      "channels": nullable(obj({"overrides": arr({"type": "object"}), "internal_hosts": arr(S)})),
+      "conversions": arr({"type": "object"}), "attribution": null_optional(obj({"journey_timeout_hours": N, "merge_on_email": B})),
+      "timezone": S, "limits": obj({"ip_per_minute": I, "site_per_minute": I, "server_per_minute": I, "webhooks_per_minute": I})}
 
 schemas = {
   "Error": obj({"error": obj({"code": S, "message": S}, ["code", "message"]),
@@ -27,20 +50,14 @@ schemas = {
   "Rejection": obj({"index": I, "error": obj({"code": S, "field": S, "message": S}, ["code", "message"])}, ["index", "error"]),
   "Consent": obj({"analytics": B, "personalization": B, "marketing": B, "policy": I, "basis": {"enum": ["site"]}}, ["analytics", "personalization", "marketing"],
                  desc="The consent stamp an event was captured under; `basis: site` is the collector's own, on unstamped server events."),
-  "Event": obj({"type": {"enum": ["page", "screen", "track", "identify", "group", "alias"]}, "event": S,
-                "messageId": {"type": "string", "minLength": 1, "maxLength": 100}, "anonymousId": S, "name": S,
-                "userId": S, "previousId": S, "groupId": S, "timestamp": {"type": "string", "format": "date-time"},
-                "originalTimestamp": {"type": "string", "format": "date-time"}, "category": S, "integrations": {"type": "object"},
-                "_metadata": {"type": "object"}, "version": ANY, "receivedAt": S, "channel": S,
-                "sentAt": {"type": "string", "format": "date-time"}, "properties": {"type": "object"},
-                "traits": {"type": "object"}, "context": {"type": "object"}, "consent": ref("Consent"),
-                "identitySignature": S}, ["type", "messageId", "timestamp"],
-               desc="A Segment-spec event; validated by the core (Event::parse), bounds in Limits::DEFAULT."),
+  "Event": null_optional(obj(EVENT, ["type", "messageId"],
+               desc="A Segment-spec event; validated by the core (Event::parse), bounds in Limits::DEFAULT; the browser's messageIds are UUIDs.")),
   "BatchBody": obj({"site": S, "batch": arr(ref("Event"))}, ["site", "batch"]),
-  "SegmentBatch": obj({"batch": arr(ref("Event")), "sentAt": {"type": "string", "format": "date-time"}, "context": {"type": "object"},
+  "SegmentBatch": obj({"batch": arr(ref("SegmentMessage")), "sentAt": {"type": "string", "format": "date-time"}, "context": {"type": "object"},
                        "writeKey": S, "integrations": {"type": "object"}}, ["batch"],
                       desc="Segment's HTTP Tracking API batch: the site is the credential (Basic auth or writeKey)."),
-  "SegmentMessage": {"allOf": [ref("Event"), obj({"writeKey": S}, extra=True)], "description": "One message; its type is the endpoint's."},
+  "SegmentMessage": obj({**null_optional(obj(EVENT))["properties"], "writeKey": S},
+                        desc="One message: a missing messageId is given one; a single call's type is its endpoint's."),
   "SegmentAnswer": obj({"success": B, "accepted": I, "duplicates": I, "rejected": arr(ref("Rejection")),
                         "consent": obj({"stripped": I, "dropped": I}), "bots": I}, ["success"], extra=True),
   "BatchAnswer": obj({"accepted": I, "duplicates": I, "rejected": arr(ref("Rejection")),
@@ -50,18 +67,12 @@ schemas = {
   "Withdrawal": obj({"site": S, "anonymousId": S, "consent": ref("Consent"), "timestamp": {"type": "string", "format": "date-time"}},
                     ["site", "anonymousId", "consent", "timestamp"]),
   "WithdrawalAnswer": obj({"withdrawn": B, "kept": I, "removed": I}, ["withdrawn"]),
-  "SiteConfig": obj({"rules": nullable({"type": "object"}), "cta": nullable({"type": "object",
-      "additionalProperties": {"type": "object", "additionalProperties": obj({"text": S, "href": S})}}),
-      "consent": obj({"cookieless_pageviews": B, "respect_dnt": B, "sanitise": obj({"remove": arr(S), "keep": arr(S)}), "hash_user_ids": B,
-                      "server_purposes": arr({"enum": ["analytics", "personalization", "marketing"]})}),
-      "channels": nullable(obj({"overrides": arr({"type": "object"}), "internal_hosts": arr(S)})),
-      "conversions": arr({"type": "object"}), "attribution": obj({"journey_timeout_hours": N, "merge_on_email": B}),
-      "timezone": S, "limits": obj({"ip_per_minute": I, "site_per_minute": I, "server_per_minute": I, "webhooks_per_minute": I})},
+  "SiteConfig": obj(SITE_CONFIG,
       desc="A site's configuration document (core site_config::SiteConfig plus the collector's limits)."),
-  "SiteCreate": {"allOf": [obj({"id": S, "name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S)}, ["id", "origins"], extra=True), ref("SiteConfig")]},
+  "SiteCreate": obj({"id": S, "name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), **SITE_CONFIG}, ["id", "origins"]),
   "SiteCreated": obj({"id": S, "name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), "server_key": S,
                       "signing_secret": S, "webhook_secret": S, "identity_secret": S}, extra=True, desc="Secrets are answered once."),
-  "SitePatch": {"allOf": [obj({"name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S)}, extra=True), ref("SiteConfig")]},
+  "SitePatch": obj({"name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), **SITE_CONFIG}),
   "Site": obj({"id": S, "name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), "updated_at": I,
                "config": ref("SiteConfig"), "effective_rules": {"type": "object"}, "script_tag": S}, extra=True),
   "BrowserConfig": obj({"site": S, "rules_version": S, "rules_compact": ANY, "cta": ANY, "consent": obj({"policy_version": I, "sanitise": {"type": "object"}})}, extra=True),
@@ -71,7 +82,7 @@ schemas = {
   "ShareRequest": obj({"name": S, "expires_at": {"type": "string", "format": "date-time"}}),
   "Share": obj({"id": S, "name": S, "url": S, "created_at": S, "expires_at": nullable(S), "revoked_at": nullable(S)}, extra=True),
   "List": obj({}, extra=True, desc="A list answer: its items under a named key (tokens, shares, entries, deliveries, leads)."),
-  "RuleCheck": obj({"text": S, "format": {"enum": ["toml", "json"]}, "journey": arr(S)}, ["text"]),
+  "RuleCheck": obj({"text": S, "format": nullable({"enum": ["toml", "json"]}), "journey": nullable(arr(S))}, ["text"]),
   "RuleCheckAnswer": obj({"ok": B, "errors": arr(obj({"line": nullable(I), "field": S, "rule": S})), "version": S, "actions": arr(S),
                           "tiers": arr(S), "document": {"type": "object"}, "toml": nullable(S), "score": ANY}, ["ok"]),
   "SpendUpload": obj({"site": S, "currency": S, "rows": arr(obj({"channel": S, "date": {"type": "string", "format": "date"}, "amount_minor": I, "currency": S}, ["channel", "date", "amount_minor"]))}, ["site", "rows"]),

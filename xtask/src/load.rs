@@ -253,7 +253,7 @@ fn batch_body(site: &str, run_id: &str, batch: usize, events: usize, visitors: u
 }
 
 /// A minimal HTTP/1.1 POST over a fresh connection (`Connection: close`).
-fn post(addr: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
+pub(crate) fn post(addr: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
     let mut req =

@@ -2,6 +2,7 @@
 //! benchmarks. Plain Rust over `std::process::Command`, so a fresh machine
 //! needs nothing but cargo to start.
 
+mod api_fuzz;
 mod bench_attribution;
 mod bench_browser;
 mod bootstrap;
@@ -29,6 +30,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
   bench-browser        main-thread cost of loader, init and capture in headless Chromium (not in `test`)
   fuzz [--minutes N] [TARGET…]  cargo-fuzz over every decoder of untrusted input, N minutes each (default 1; not in `test`)
+  api-fuzz [--max-examples N] [--phases LIST]  Schemathesis over every operation of the Worker's OpenAPI (not in `test`)
   load                 concurrent load against local workerd: throughput, latency, 0 lost / 0 duplicated (not in `test`)
 ";
 
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         "bench-attribution" => bench_attribution::run(rest),
         "bench-browser" => bench_browser::run(rest),
         "load" => load::run(rest),
+        "api-fuzz" => api_fuzz::run(rest),
         "fuzz" => fuzz::run_cmd(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

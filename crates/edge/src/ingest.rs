@@ -343,6 +343,10 @@ fn browser_refusal(e: &Event) -> Option<(&'static str, &'static str)> {
     if e.context.channel.is_some() {
         return Some(("context.channel", "context.channel: only authenticated server events may declare a channel"));
     }
+    // The module's ids are UUIDs; other spellings are for server libraries.
+    if !e.message_id.is_uuid() {
+        return Some(("messageId", "messageId: must be a UUID on the browser endpoint"));
+    }
     if e.consent.is_some_and(|c| c.is_site_basis()) {
         return Some(("consent.basis", "consent.basis: only the collector stamps the site's basis, on server events"));
     }

@@ -42,10 +42,10 @@ async fn inner(mut req: Request, env: &Env, id: &str) -> ApiResult<Response> {
     let Some(Value::String(source)) = b.get("text") else {
         return Err(bad("text: the rule file, a string, is required"));
     };
-    let toml = match b.get("format").and_then(Value::as_str) {
-        Some("toml") => true,
-        Some("json") => false,
-        None => !source.trim_start().starts_with('{'),
+    let toml = match b.get("format") {
+        Some(Value::String(f)) if f == "toml" => true,
+        Some(Value::String(f)) if f == "json" => false,
+        None | Some(Value::Null) => !source.trim_start().starts_with('{'),
         Some(_) => return Err(bad("format: toml or json")),
     };
     let journey: Vec<String> = match b.get("journey") {

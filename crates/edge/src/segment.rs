@@ -162,7 +162,7 @@ fn one_message(mut body: Map<String, Value>, kind: EventType) -> ApiResult<Value
 /// read) or the body's `writeKey`, which is removed from the body either way.
 fn credential(req: &Request, body: &mut Map<String, Value>) -> ApiResult<String> {
     let in_body = match body.remove("writeKey") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(k)) => Some(k),
         Some(_) => return Err(unauthorized("writeKey: must be a string")),
     };

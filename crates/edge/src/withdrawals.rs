@@ -63,9 +63,11 @@ async fn inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Option<Site
         site_out = Some(site.clone());
         cors::check_origin(&req, &site)?;
         let anon = match field(&b, "anonymousId")? {
-            Value::String(s) => MessageId::parse(s)
-                .map(|_| s.clone())
-                .map_err(|r| ApiError::bad_request("invalid_withdrawal", format!("anonymousId: {r}")))?,
+            // The module's own device id: always a UUID.
+            Value::String(s) if MessageId::parse(s).is_ok_and(|id| id.is_uuid()) => s.clone(),
+            Value::String(_) => {
+                return Err(ApiError::bad_request("invalid_withdrawal", "anonymousId: must be the module's UUID"));
+            }
             _ => return Err(ApiError::bad_request("invalid_withdrawal", "anonymousId: must be a string")),
         };
         let stamp = ConsentStamp::parse(field(&b, "consent")?)
