@@ -578,6 +578,47 @@ test('a withdrawal tells the collector (one beacon to /v1/consent): the lead los
   await context.close();
 });
 
+test('after a withdrawal, a wider stamp counts only once the visitor grants again: the module reports the grant, the collector holds the device to its last choice', async () => {
+  const { context, page, requests } = await open();
+  const row = (anon) => d1(`SELECT score_milli FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];
+  const receipts = () => requests.filter((r) => r.method === 'POST' && new URL(r.url).pathname === '/v1/consent');
+  await goto(page, base + '/demo/tarifs/');
+  await page.evaluate(() => mf('consent', 'grant-all'));
+  await until(async () => (await page.evaluate(() => mf('_state')))?.queued === 0 && requests.some((r) => new URL(r.url).pathname === '/v1/batch'));
+  const anon = await page.evaluate(() => localStorage.getItem('mf_demo_id'));
+  await until(() => row(anon)?.score_milli > 0, 15000);
+  await page.evaluate(() => mf('consent', { analytics: true, personalization: false, marketing: true }));
+  await until(() => receipts().length === 1);
+  await until(() => row(anon).score_milli === 0, 15000);
+  // Script on the page (a faulty tag, a forged call) stamps a scored view
+  // with everything granted: the collector keeps it, without personalization.
+  const forge = (n) =>
+    page.evaluate(
+      ([anon, n]) =>
+        fetch('/v1/batch?site=demo', {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: JSON.stringify({
+            site: 'demo',
+            batch: [{ type: 'page', messageId: crypto.randomUUID(), anonymousId: anon, timestamp: new Date(Date.now() + n).toISOString(),
+                      context: { page: { path: '/demo/tarifs/', url: location.origin + '/demo/tarifs/' } },
+                      consent: { analytics: true, personalization: true, marketing: true, policy: 1 } }],
+          }),
+        }).then((r) => r.status),
+      [anon, n],
+    );
+  assert.equal(await forge(1), 200);
+  await page.waitForTimeout(1500);
+  assert.equal(row(anon).score_milli, 0, 'a wider stamp after a withdrawal is held to the withdrawal');
+  // The visitor grants again: the module reports it, and from then on the stamp stands.
+  await page.evaluate(() => mf('consent', 'grant-all'));
+  await until(() => receipts().length === 2);
+  await page.waitForTimeout(500);
+  assert.equal(await forge(1000), 200);
+  await until(() => row(anon).score_milli > 0, 15000);
+  await context.close();
+});
+
 test('a withdrawal made offline reaches the collector once the browser is back online', async () => {
   const { context, page, requests } = await open();
   const row = (anon) => d1(`SELECT score_milli FROM visitors WHERE site_id = 'demo' AND visitor_id = ${q(anon)}`)[0];

@@ -238,21 +238,32 @@ test('a withdrawal (POST /v1/consent) cuts the visitor profile down by the core,
   // personalization) arrives after it: cut down the same way, no score.
   assert.equal((await browser(site.id, [pricing(-45_000)])).status, 200);
   assert.deepEqual(visitorRow(site.id, anon), { events: 2, score_milli: 0, tier: 'cold', drivers: '[]' });
-  // Granted again later: new events score again.
+  // A later event stamped with personalization, but no new choice on
+  // record: held to the withdrawal (the stamp is only what the page wrote).
+  assert.equal((await browser(site.id, [pricing(-20_000)])).status, 200);
+  assert.deepEqual(visitorRow(site.id, anon), { events: 3, score_milli: 0, tier: 'cold', drivers: '[]' });
+  // Granted again (the module reports the grant): new events score again.
+  const grant = await withdraw({ site: site.id, anonymousId: anon, consent, timestamp: at(-10_000) });
+  assert.deepEqual(await grant.json(), { withdrawn: true, kept: 3, removed: 0 });
   await browser(site.id, [pricing(-1_000)]);
   assert.ok(visitorRow(site.id, anon).score_milli > 0);
 
   const ex = await (await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { headers: admin })).json();
   const ledger = ex.visitor_objects[0].state.ledger;
-  assert.deepEqual(ledger.map((r) => r.payload.consent.personalization), [false, false, true]);
-  assert.equal(ex.visitor_objects[0].state.withdrawals.length, 1);
+  assert.deepEqual(ledger.map((r) => r.payload.consent.personalization), [false, false, false, true]);
+  // The folded withdrawal and both receipts, the visitor's choices on record.
+  assert.deepEqual(ex.visitor_objects[0].state.withdrawals.map((w) => [w.kind, JSON.parse(w.consent).personalization]).sort(), [
+    ['receipt', false],
+    ['receipt', true],
+    ['withdrawal', false],
+  ]);
   // The raw events keep the consent they were captured under.
-  assert.equal(ex.tables.events.length, 3);
+  assert.equal(ex.tables.events.length, 4);
 
   // Analytics withdrawn: nothing of the ledger or the journey stays in the object.
   const none = { analytics: false, personalization: false, marketing: false, policy: 1 };
   const all = await (await withdraw({ site: site.id, anonymousId: anon, consent: none, timestamp: at(0) })).json();
-  assert.deepEqual(all, { withdrawn: true, kept: 0, removed: 3 });
+  assert.deepEqual(all, { withdrawn: true, kept: 0, removed: 4 });
   assert.deepEqual(visitorRow(site.id, anon), { events: 0, score_milli: 0, tier: 'cold', drivers: '[]' });
   const after = await (await fetch(`${base}/v1/subjects/${anon}?site=${site.id}`, { headers: admin })).json();
   assert.deepEqual(after.visitor_objects[0].state.ledger, []);

@@ -270,3 +270,13 @@ test("lawful basis: an unstamped server event is stored and attributed, scored o
   assert.ok(score(plain.id, 'lb-2') > 0, 'a visitor-given stamp is honoured as sent');
   assert.deepEqual(stampOf(plain.id, 'lb-2'), consent);
 });
+
+test('over the server budget: 429 with Retry-After (what the libraries wait on), and the refused message is not stored', async () => {
+  const site = await createSite({ limits: { server_per_minute: 2 } });
+  const send = (n) => post('/v1/track', { userId: 'rl-1', event: 'Meeting Booked', messageId: `rl-${n}` }, basic(site.server_key));
+  for (const n of [1, 2]) assert.equal((await send(n)).status, 200);
+  const over = await send(3);
+  const body = await expectError(over, 429, 'rate_limited');
+  assert.ok(Number(over.headers.get('retry-after')) > 0, JSON.stringify(body));
+  assert.deepEqual(rows(site.id).map((r) => r.message_id).sort(), ['rl-1', 'rl-2']);
+});

@@ -188,8 +188,13 @@ pub fn set_consent(app: &mut App, c: Consent) -> bool {
     let personal = c.allows(Purpose::Personalization);
     let purposes = [Purpose::Analytics, Purpose::Personalization, Purpose::Marketing];
     let withdrawn = purposes.iter().any(|&p| before.allows(p) && !c.allows(p));
-    if withdrawn && let Some(anon) = app.anon.clone() {
-        // Only an id that was sent (analytics granted) has anything at the edge.
+    let granted = purposes.iter().any(|&p| !before.allows(p) && c.allows(p));
+    // Only an id that was sent (analytics granted) has anything at the edge.
+    // A grant is reported too: after a withdrawal, the collector holds this
+    // device's events to it until it hears of a new choice.
+    if (withdrawn || granted)
+        && let Some(anon) = app.anon.clone()
+    {
         transport::withdrawal(app, &anon, &conv::to_js(&c.stamp().to_json()));
     }
     if before.allows(Purpose::Analytics) && !analytics {

@@ -220,8 +220,9 @@ pub fn beacon(app: &mut App) {
 
 /// The one message sent after a withdrawal: `POST {api}/v1/consent`, so the
 /// collector cuts down what it holds for this visitor (the edge's
-/// `withdrawals`). Honouring a withdrawal is necessary processing; it
-/// carries the id being forgotten and the new consent, nothing else. Until
+/// `withdrawals`); sent too when a device with an id grants more, so the
+/// collector has the new choice on record. Honouring a withdrawal is
+/// necessary processing; it carries the id and the new consent, nothing else. Until
 /// the collector has answered it stays in memory (never on the device) and
 /// is sent again when the browser is back online, or by beacon when the
 /// page is hidden.

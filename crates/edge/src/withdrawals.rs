@@ -1,7 +1,9 @@
 //! `POST /v1/consent`: the browser module tells the collector that its
 //! visitor withdrew a purpose (one `text/plain` POST, retried until answered;
 //! the only thing it sends after a withdrawal: honouring it is necessary
-//! processing). The
+//! processing), or granted one again. Each is kept as the device's consent
+//! receipt, and the device's later events are held to its latest receipt:
+//! a page cannot widen a stamp past what the visitor last chose. The
 //! visitor's object then cuts its stored ledger down, by the core, to what
 //! both each event's stamp and the withdrawal allow: without
 //! personalization the score falls to what is left (the lead loses its
@@ -96,7 +98,7 @@ async fn inner(mut req: Request, env: &Env) -> (ApiResult<Response>, Option<Site
         };
         let verified = row.as_ref().and_then(|r| r.get("verified")).and_then(Value::as_i64).unwrap_or(0) > 0;
         let device = (!verified).then_some(anon.as_str());
-        let out = visitor::withdraw(env, &site, visitor_id, device, &stamp, at).await?;
+        let out = visitor::withdraw(env, &site, visitor_id, device, &anon, &stamp, at).await?;
         let count = |k: &str| out.get(k).cloned().unwrap_or(json!(0));
         Ok(Response::from_json(&json!({"withdrawn": true, "kept": count("kept"), "removed": count("removed")}))?)
     }

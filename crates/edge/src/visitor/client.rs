@@ -128,6 +128,7 @@ pub async fn withdraw(
     site: &Site,
     visitor: &str,
     device: Option<&str>,
+    from: &str,
     stamp: &ConsentStamp,
     at: Timestamp,
 ) -> ApiResult<Value> {
@@ -142,6 +143,7 @@ pub async fn withdraw(
         consent: stamp.to_json(),
         at: at.millis(),
         device: device.map(str::to_owned),
+        from: Some(from.to_owned()),
     })
     .await?;
     Ok(serde_json::to_value(reply)?)

@@ -177,6 +177,9 @@ pub struct WithdrawRequest {
     /// identity); `None`: the whole profile.
     #[serde(default)]
     pub device: Option<String>,
+    /// The device that sent it, whose receipt it is (whatever it reaches).
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +228,10 @@ pub struct WithdrawalRow {
     /// The device it was limited to, if any.
     #[serde(default)]
     pub device: Option<String>,
+    /// A consent receipt (the visitor's choice as of `at`, a grant or a
+    /// withdrawal) rather than the folded withdrawal.
+    #[serde(default)]
+    pub receipt: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -446,6 +453,7 @@ mod tests {
             consent: json!({"analytics": false}),
             at: 5,
             device: Some("d".into()),
+            from: Some("d".into()),
         });
         round_trip(WithdrawReply { visitor: "v".into(), score: json!(0), tier: "cold".into(), kept: 1, removed: 2 });
         round_trip(HandoverRequest { into: "v2".into() });
@@ -459,6 +467,7 @@ mod tests {
                 consent: "{}".into(),
                 policy: "{}".into(),
                 device: Some("d".into()),
+                receipt: true,
             }],
             closed_at: Some(7),
             converted: vec![recorded()],

@@ -61,7 +61,13 @@ pub struct Withdrawal {
 impl Withdrawal {
     /// Whether a late-arriving event is one this withdrawal cuts down.
     pub fn reaches(&self, e: &Event) -> bool {
-        self.at >= e.timestamp.millis() && self.device.as_ref().is_none_or(|d| e.anonymous_id.as_ref() == Some(d))
+        self.at >= e.timestamp.millis() && self.covers(e)
+    }
+
+    /// Whether an event is from what this withdrawal (or receipt) covers:
+    /// its device, or the whole profile.
+    pub fn covers(&self, e: &Event) -> bool {
+        self.device.as_ref().is_none_or(|d| e.anonymous_id.as_ref() == Some(d))
     }
 }
 
@@ -114,6 +120,9 @@ pub const JOURNEY_CAP: i64 = 50;
 const JOURNEY_TRIM: &str = "DELETE FROM journey WHERE message_id IN \
                             (SELECT message_id FROM journey ORDER BY ts DESC, message_id DESC LIMIT -1 OFFSET ?)";
 const WITHDRAWAL_INSERT: &str = "INSERT INTO withdrawals (at, consent, policy, device) VALUES (?, ?, ?, ?)";
+const RECEIPT_INSERT: &str = "INSERT INTO receipts (at, consent, policy, device) VALUES (?, ?, ?, ?)";
+/// Receipts kept per device (and for the whole profile): the latest.
+pub const RECEIPTS_PER_DEVICE: i64 = 5;
 const SESSION_COLUMNS: &str = "session_id, started_at, ended_at, events, channel, landing";
 
 pub struct Store {
@@ -143,6 +152,13 @@ impl Store {
         sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS withdrawals (at INTEGER NOT NULL, consent TEXT NOT NULL, policy TEXT NOT NULL, \
+             device TEXT)",
+            None,
+        )?;
+        // The visitor's consent choices as the module reported them (grants
+        // and withdrawals, each the whole consent as of `at`).
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS receipts (at INTEGER NOT NULL, consent TEXT NOT NULL, policy TEXT NOT NULL, \
              device TEXT)",
             None,
         )?;
@@ -553,11 +569,42 @@ impl Store {
         Ok(())
     }
 
+    /// Records a consent receipt: the device's (or, `None`, the verified
+    /// profile's) whole consent as of `at`; the latest few are kept.
+    pub fn record_receipt(&self, at: i64, consent: Consent, policy: &str, device: Option<&str>) -> ApiResult<()> {
+        self.sql.exec(
+            RECEIPT_INSERT,
+            vec![
+                SqlStorageValue::from(at),
+                SqlStorageValue::from(consent.stamp().to_json().to_string()),
+                SqlStorageValue::from(policy),
+                SqlStorageValue::from(device),
+            ],
+        )?;
+        self.sql.exec(
+            "DELETE FROM receipts WHERE device IS ?1 AND rowid NOT IN \
+             (SELECT rowid FROM receipts WHERE device IS ?1 ORDER BY at DESC, rowid DESC LIMIT ?2)",
+            vec![SqlStorageValue::from(device), SqlStorageValue::from(RECEIPTS_PER_DEVICE)],
+        )?;
+        Ok(())
+    }
+
+    /// The receipts that still read, as withdrawals (what they allow).
+    pub fn receipts(&self) -> ApiResult<Vec<Withdrawal>> {
+        let rows: Vec<WithdrawalRow> =
+            self.sql.exec("SELECT at, consent, policy, device FROM receipts", None)?.to_array()?;
+        Ok(Self::read_withdrawals(rows))
+    }
+
     /// The withdrawals that still read (a stamp that does not is left out,
     /// a policy that does not is the default).
     pub fn withdrawals(&self) -> ApiResult<Vec<Withdrawal>> {
+        Ok(Self::read_withdrawals(self.withdrawal_rows()?.into_iter().filter(|r| !r.receipt).collect()))
+    }
+
+    fn read_withdrawals(rows: Vec<WithdrawalRow>) -> Vec<Withdrawal> {
         let mut out = Vec::new();
-        for r in self.withdrawal_rows()? {
+        for r in rows {
             let stamp = serde_json::from_str::<Value>(&r.consent).ok().and_then(|v| ConsentStamp::parse(&v).ok());
             let policy = serde_json::from_str::<MinimisePolicy>(&r.policy).unwrap_or_default();
             if let Some(stamp) = stamp {
@@ -569,7 +616,7 @@ impl Store {
                 });
             }
         }
-        Ok(out)
+        out
     }
 
     // ---- outbox ----
@@ -594,8 +641,14 @@ impl Store {
         Ok(self.sql.exec("SELECT message_id, ts, channel FROM journey", None)?.to_array()?)
     }
 
+    /// The folded withdrawals, then the receipts (`receipt: true`).
     pub fn withdrawal_rows(&self) -> ApiResult<Vec<WithdrawalRow>> {
-        Ok(self.sql.exec("SELECT at, consent, policy, device FROM withdrawals", None)?.to_array()?)
+        let mut rows: Vec<WithdrawalRow> =
+            self.sql.exec("SELECT at, consent, policy, device FROM withdrawals", None)?.to_array()?;
+        let receipts: Vec<WithdrawalRow> =
+            self.sql.exec("SELECT at, consent, policy, device FROM receipts", None)?.to_array()?;
+        rows.extend(receipts.into_iter().map(|r| WithdrawalRow { receipt: true, ..r }));
+        Ok(rows)
     }
 
     /// Another object's rows joining this one; `ON CONFLICT` makes a
@@ -627,8 +680,14 @@ impl Store {
         }
         for w in withdrawals {
             let stamp = serde_json::from_str::<Value>(&w.consent).ok().and_then(|v| ConsentStamp::parse(&v).ok());
-            if let Some(stamp) = stamp {
-                self.record_withdrawal(w.at as i64, Consent::from_stamp(&stamp), &w.policy, w.device.as_deref())?;
+            match stamp {
+                Some(s) if w.receipt => {
+                    self.record_receipt(w.at as i64, Consent::from_stamp(&s), &w.policy, w.device.as_deref())?
+                }
+                Some(s) => {
+                    self.record_withdrawal(w.at as i64, Consent::from_stamp(&s), &w.policy, w.device.as_deref())?
+                }
+                None => {}
             }
         }
         Ok(())
@@ -636,7 +695,7 @@ impl Store {
 
     /// Drops the visitor's rows (after a hand-over); meta and the outbox stay.
     pub fn clear_rows(&self) -> ApiResult<()> {
-        for table in ["ledger", "journey", "withdrawals", "sessions", "converted"] {
+        for table in ["ledger", "journey", "withdrawals", "receipts", "sessions", "converted"] {
             self.sql.exec(&format!("DELETE FROM {table}"), None)?;
         }
         Ok(())
@@ -665,7 +724,15 @@ impl Store {
         Ok(self.sql.exec("SELECT message_id, ts, channel FROM journey ORDER BY ts", None)?.to_array()?)
     }
 
+    /// Withdrawals (folded) and consent receipts, each named by its kind.
     pub fn export_withdrawals(&self) -> ApiResult<Vec<Value>> {
-        Ok(self.sql.exec("SELECT at, consent, device FROM withdrawals ORDER BY at", None)?.to_array()?)
+        Ok(self
+            .sql
+            .exec(
+                "SELECT 'withdrawal' AS kind, at, consent, device FROM withdrawals \
+                 UNION ALL SELECT 'receipt' AS kind, at, consent, device FROM receipts ORDER BY at",
+                None,
+            )?
+            .to_array()?)
     }
 }

@@ -39,7 +39,7 @@ impl Visitor {
         // The scorer must exist before new rows land, or a rebuild would
         // count them and the incremental step would count them again.
         self.with_scorer(&rules, |_| ())?;
-        let fresh = admit(&store, &store.withdrawals()?, &body.events, now)?;
+        let fresh = admit(&store, &store.withdrawals()?, &store.receipts()?, &body.events, now)?;
         let stepped = self.step(&store, &rules, &body, &fresh, now)?;
         self.publish(&store, &body, fresh, stepped, now).await
     }
@@ -154,12 +154,16 @@ impl Visitor {
 }
 
 /// Adds the events the ledger does not have yet, each cut down to the
-/// withdrawals made after it was captured (by the core) or left out. Answers
+/// withdrawals made after it was captured (by the core) or left out, and a
+/// browser's to its visitor's latest consent receipt before it: a stamp
+/// wider than the last recorded choice needs a new grant first (the stamp
+/// is what the page wrote; the receipt is what the visitor chose). Answers
 /// the new ones with when they were received and who sent them, in scoring
 /// order.
 fn admit(
     store: &Store,
     withdrawals: &[Withdrawal],
+    receipts: &[Withdrawal],
     events: &[AppliedEvent],
     now: Timestamp,
 ) -> ApiResult<Vec<(Event, i64, Source)>> {
@@ -171,7 +175,15 @@ fn admit(
         let Ok(event) = stored_event(&item.payload, item.channel.as_deref()) else {
             return Err(ApiError::bad_request("invalid_apply", "an event payload does not parse"));
         };
-        let later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.reaches(&event)).collect();
+        let mut later: Vec<&Withdrawal> = withdrawals.iter().filter(|w| w.reaches(&event)).collect();
+        if source == Source::Browser
+            && let Some(choice) = receipts
+                .iter()
+                .filter(|r| r.at <= event.timestamp.millis() && r.device.is_some() && r.covers(&event))
+                .max_by_key(|r| r.at)
+        {
+            later.push(choice);
+        }
         let (event, payload, channel) = if later.is_empty() {
             (event, item.payload.clone(), item.channel.clone())
         } else {

@@ -1,5 +1,7 @@
-//! A withdrawal of consent: the ledger is cut down to it by the core, and the
-//! visitor re-scored.
+//! A consent receipt from the module — a withdrawal, or a grant after one:
+//! the ledger is cut down to it by the core (a grant cuts nothing), the
+//! visitor re-scored, and the receipt kept, so later browser events are
+//! held to it until the next.
 
 use super::super::object::{Visitor, now_ts};
 use super::super::protocol::{WithdrawReply, WithdrawRequest};
@@ -21,6 +23,11 @@ impl Visitor {
         // Everything below until the D1 write runs with no await: no batch
         // for this visitor can interleave.
         store.record_withdrawal(body.at, consent, &body.policy.to_string(), body.device.as_deref())?;
+        // The receipt is the sending device's, whatever the withdrawal reaches:
+        // another device of the profile has choices of its own.
+        if let Some(from) = body.from.as_deref() {
+            store.record_receipt(body.at, consent, &body.policy.to_string(), Some(from))?;
+        }
         let (mut kept, mut removed) = (0, 0);
         for row in store.ledger_until(body.at)? {
             // A row that no longer reads cannot be cut down: it goes.
