@@ -42,7 +42,7 @@ SITE_CONFIG = {"rules": nullable({"type": "object"}), "cta": nullable({"type": "
                       "server_purposes": arr({"enum": ["analytics", "personalization", "marketing"]})})),
       "channels": nullable(obj({"overrides": arr({"type": "object"}), "internal_hosts": arr(S)})),
       "conversions": arr({"type": "object"}), "attribution": null_optional(obj({"journey_timeout_hours": N, "merge_on_email": B})),
-      "timezone": S, "limits": obj({"ip_per_minute": I, "site_per_minute": I, "server_per_minute": I, "webhooks_per_minute": I})}
+      "timezone": S, "limits": obj({"ip_per_minute": I, "site_per_minute": I, "server_per_minute": I, "webhooks_per_minute": I, "ledger_events": I})}
 
 schemas = {
   "Error": obj({"error": obj({"code": S, "message": S}, ["code", "message"]),

@@ -1,4 +1,4 @@
-//! Every consent signal decoder: the explicit choice (both entry points),
+//! Every consent signal decoder: the explicit choice,
 //! Consent Mode, the TCF string, a stamp, and all of them resolved together.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -6,7 +6,6 @@ use microfunnel_core::consent::{ConsentMode, ConsentSignals, ConsentStamp, Expli
 
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let _ = ExplicitChoice::from_json(&v);
     let _ = ExplicitChoice::parse(&v);
     let _ = ConsentMode::from_json(&v);
     let _ = TcfSignal::from_json(&v);

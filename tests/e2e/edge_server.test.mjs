@@ -365,3 +365,35 @@ test('e-mail stitching: a blank or placeholder address is no key — two visitor
   const traits = d1(`SELECT payload FROM events WHERE site_id = ${q(site.id)}`).map((r) => JSON.parse(r.payload).traits);
   assert.ok(traits.every((t) => t.email === undefined && t.email_sha256 === undefined && t.company === 'Cabinet'), JSON.stringify(traits));
 });
+
+test('a visitor object keeps at most limits.ledger_events events: the oldest are folded into its score and dropped — the score is the uncapped one, D1 keeps every event', async () => {
+  const capped = await createSite({ limits: { ledger_events: 100 } });
+  const open = await createSite();
+  const names = ['web.pricing_view', 'email.open', 'web.buy_click', 'offline.meeting_request', 'email.unsubscribe'];
+  // 130 events over two days, oldest first, in two batches.
+  const events = Array.from({ length: 130 }, (_, i) =>
+    ev({ type: 'track', event: names[i % names.length], userId: 'flood-1', timestamp: at(2 * 24 * 60 - i * 20) }),
+  );
+  for (const site of [capped, open]) {
+    for (const part of [events.slice(0, 65), events.slice(65)]) {
+      const r = await server(site.id, part, bearer(site.server_key));
+      assert.equal(r.status, 200, await r.clone().text());
+    }
+  }
+  const row = (site) => d1(`SELECT events, score_milli, tier FROM visitors WHERE site_id = ${q(site)} AND visitor_id = 'flood-1'`)[0];
+  const state = async (site) =>
+    (await (await fetch(`${base}/v1/subjects/flood-1?site=${site}`, { headers: bearer(ADMIN) })).json()).visitor_objects[0].state;
+  const [c, o] = [await state(capped.id), await state(open.id)];
+  assert.equal(o.ledger.length, 130);
+  assert.equal(c.ledger.length, 80, 'cut to four fifths of the cap once past it');
+  assert.ok(c.carried && !o.carried, 'the capped object carries what it dropped');
+  // The newest events are the ones kept.
+  assert.deepEqual(c.ledger.map((r) => r.message_id), o.ledger.slice(50).map((r) => r.message_id));
+  assert.ok(row(open.id).score_milli > 0);
+  assert.deepEqual([row(capped.id).score_milli, row(capped.id).tier], [row(open.id).score_milli, row(open.id).tier]);
+  const explained = async (site) => (await (await fetch(`${base}/v1/subjects/flood-1/score?site=${site}`, { headers: bearer(ADMIN) })).json()).scores[0].score.score;
+  assert.equal(await explained(capped.id), await explained(open.id));
+  assert.equal(count(capped.id), 130, 'D1 keeps every event');
+  // The cap is a bounded setting.
+  await expectError(await fetch(`${base}/v1/sites/${capped.id}`, { method: 'PATCH', headers: bearer(ADMIN), body: JSON.stringify({ limits: { ledger_events: 99 } }) }), 400, 'invalid_config');
+});

@@ -146,6 +146,14 @@ pub fn run() -> Result<(), String> {
             "warnings",
         ]),
     );
+    // The fuzz targets are their own crate, outside the workspace: checked
+    // here so an API change cannot leave them unbuildable until the next
+    // `cargo xtask fuzz` (as one did).
+    check_cmd(
+        &mut tally,
+        "fuzz targets build (cargo check)",
+        cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+    );
     suite(
         &mut tally,
         "native tests (unit, integration, CLI)",

@@ -26,11 +26,20 @@ pub struct RateLimits {
     pub server_per_minute: i64,
     /// Webhook deliveries per minute, all URLs together.
     pub webhooks_per_minute: i64,
+    /// Events one visitor's object keeps; the oldest beyond are folded into
+    /// its score and dropped from it (they stay in D1).
+    pub ledger_events: i64,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { ip_per_minute: 120, site_per_minute: 12_000, server_per_minute: 12_000, webhooks_per_minute: 600 }
+        RateLimits {
+            ip_per_minute: 120,
+            site_per_minute: 12_000,
+            server_per_minute: 12_000,
+            webhooks_per_minute: 600,
+            ledger_events: crate::visitor::LEDGER_CAP,
+        }
     }
 }
 
@@ -44,6 +53,7 @@ impl RateLimits {
             || !(1..=10_000_000).contains(&limits.site_per_minute)
             || !(1..=10_000_000).contains(&limits.server_per_minute)
             || !(1..=100_000).contains(&limits.webhooks_per_minute)
+            || !(100..=50_000).contains(&limits.ledger_events)
         {
             return Err("limits: out of range".into());
         }

@@ -84,7 +84,7 @@ mod state;
 #[cfg(feature = "toml")]
 mod toml_source;
 
-pub use engine::{ELEMENT_PROPERTY, Scorer, Snapshot, TierChange, evaluate, evaluate_actions, evaluate_with};
+pub use engine::{Carry, ELEMENT_PROPERTY, Scorer, Snapshot, TierChange, evaluate, evaluate_actions, evaluate_with};
 pub use explain::{Driver, Fall, Hint, Lift, Score, TopDriver, Velocity};
 pub use rules::{Decay, Frequency, RuleError, RuleFileError, Rules, Stage, is_stage_id};
 pub use stages::{ConversionStages, FromPrevious, StageCause, StageChange, StageRow, funnel as stage_funnel};

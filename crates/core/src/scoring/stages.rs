@@ -10,7 +10,7 @@ use serde::Serialize;
 /// one rule set: the stage its definition names, else the rules'
 /// `any_conversion` stage, else none. Made by [`ConversionStages::new`],
 /// which refuses a stage the rules do not have.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversionStages {
     /// Sorted by event name.
     by_event: Vec<(String, Option<u8>)>,

@@ -5,7 +5,7 @@
 use super::rules::{Decay, Frequency, Predicate, Rules};
 use crate::event::MessageId;
 use crate::timestamp::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -48,7 +48,7 @@ impl IgnoreReason {
 }
 
 /// Why an entry did not count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IgnoreReason {
     /// Its frequency policy was used up.
@@ -60,7 +60,7 @@ pub enum IgnoreReason {
 }
 
 /// A trait value from an `identify`, as fit rules compare it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum TraitValue {
     /// Sent as `null`: the trait is no longer known.
     Cleared,
@@ -107,7 +107,7 @@ impl Entry {
 }
 
 /// What moved a visitor into a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum RawCause {
     /// The total (milli-points) right after the entry that reached it.
     Score(i64),
@@ -115,7 +115,7 @@ pub(crate) enum RawCause {
     Conversion(u16),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RawStageChange {
     pub(crate) at: Timestamp,
     pub(crate) from: Option<u8>,
@@ -225,7 +225,7 @@ impl Hasher for IdHasher {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub(crate) struct FreqState {
     pub(crate) counted: bool,
     /// Session of the last counted occurrence.
@@ -237,7 +237,7 @@ pub(crate) struct FreqState {
 
 /// What the fold did, in order: the explanation's raw material (indices, not
 /// strings, so recording it allocates nothing but the list's own growth).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum RawDriver {
     Counted { at: Timestamp, action: u32, engagement: i64 },
     Ignored { at: Timestamp, action: Option<u32>, reason: IgnoreReason },
@@ -245,8 +245,10 @@ pub(crate) enum RawDriver {
     Fit { at: Timestamp, rule: u32, granted: bool, fit: i64 },
 }
 
-/// The fold's accumulator.
-#[derive(Debug, Clone)]
+/// The fold's accumulator. Serialisable for a [`super::Carry`] (without
+/// `seen`: the ids of entries no longer held cannot come back, the
+/// collector keeps every event once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct State {
     /// Milli-points, ≥ 0.
     pub(crate) engagement: i64,
@@ -262,6 +264,7 @@ pub(crate) struct State {
     pub(crate) freq: Vec<FreqState>,
     traits: [Option<TraitValue>; 5],
     fit_held: Vec<bool>,
+    #[serde(skip)]
     seen: HashSet<MessageId, BuildHasherDefault<IdHasher>>,
     pub(crate) drivers: Vec<RawDriver>,
     /// Tier index right after the last entry.

@@ -104,6 +104,7 @@ pub async fn apply(env: &Env, site: &Site, visitor: &str, events: Vec<Value>) ->
         webhooks: site.webhooks.clone(),
         journey_timeout_ms: Some(journey_timeout_ms(site)),
         events: events.clone(),
+        ledger_cap: Some(site.config.limits.ledger_events),
     })
     .await?;
     Ok(serde_json::to_value(reply)?)
@@ -162,7 +163,7 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
     let (mut from, mut into) = (from.to_owned(), into.to_owned());
     for _ in 0..MAX_HOPS {
         let handed = call_here(env, &site.id, &from, &HandoverRequest { into: into.clone() }).await?;
-        let (ledger, journey, withdrawals, closed_at, converted) = match handed {
+        let (ledger, journey, withdrawals, closed_at, converted, carry) = match handed {
             HandoverReply::Retired { merged_into } => {
                 // Merged already: its rows are wherever it forwards to.
                 rekey(env, &site.id, &from, &into).await?;
@@ -174,8 +175,8 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
                     _ => return Ok(into),
                 }
             }
-            HandoverReply::Rows { ledger, journey, withdrawals, closed_at, converted } => {
-                (ledger, journey, withdrawals, closed_at, converted)
+            HandoverReply::Rows { ledger, journey, withdrawals, closed_at, converted, carry } => {
+                (ledger, journey, withdrawals, closed_at, converted, carry)
             }
         };
         let import = ImportRequest {
@@ -188,6 +189,7 @@ pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<
             journey,
             withdrawals,
             converted,
+            carry,
             closed_at,
             from: from.clone(),
         };

@@ -32,3 +32,4 @@ mod store;
 
 pub use client::{apply, erase, export, merge, score, sweep, withdraw};
 pub use object::Visitor;
+pub use ops::LEDGER_CAP;

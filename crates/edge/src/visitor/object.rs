@@ -142,7 +142,8 @@ impl Visitor {
         let mut slot = self.scorer.borrow_mut();
         let stale = slot.as_ref().is_none_or(|s| s.rules() != &scoring.rules || s.conversions() != &scoring.stages);
         if stale {
-            let mut s = Scorer::with_conversions(scoring.rules.clone(), scoring.stages.clone());
+            // From the carry of rows the cap dropped, if any, then the ledger.
+            let mut s = Scorer::resume(scoring.rules.clone(), scoring.stages.clone(), self.store().carry()?);
             let (events, skipped) = self.store().ledger()?;
             if skipped > 0 {
                 worker::console_error!("visitor scorer rebuilt without {skipped} unreadable ledger rows");

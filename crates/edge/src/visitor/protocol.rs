@@ -130,6 +130,9 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub journey_timeout_ms: Option<i64>,
     pub events: Vec<AppliedEvent>,
+    /// The site's `limits.ledger_events` (default: `ops::apply::LEDGER_CAP`).
+    #[serde(default)]
+    pub ledger_cap: Option<i64>,
 }
 
 /// `visitor` is the one that took the events, after any forward.
@@ -250,6 +253,9 @@ pub enum HandoverReply {
         /// adjust them on the other device's profile.
         #[serde(default)]
         converted: Vec<Recorded>,
+        /// The carry of rows its ledger cap dropped (the core's JSON).
+        #[serde(default)]
+        carry: Option<String>,
     },
 }
 
@@ -270,6 +276,9 @@ pub struct ImportRequest {
     pub withdrawals: Vec<WithdrawalRow>,
     #[serde(default)]
     pub converted: Vec<Recorded>,
+    /// The handing object's carry of capped rows, taken when this one has none.
+    #[serde(default)]
+    pub carry: Option<String>,
     /// When the handing object's last journey closed.
     #[serde(default)]
     pub closed_at: Option<i64>,
@@ -316,6 +325,9 @@ pub struct ExportReply {
     #[serde(default)]
     pub converted: Vec<Recorded>,
     pub merged_into: Option<String>,
+    /// The score state carried for ledger rows the cap dropped.
+    #[serde(default)]
+    pub carried: Option<Value>,
 }
 
 impl Call for ExportRequest {
@@ -423,6 +435,7 @@ mod tests {
             .unwrap(),
             webhooks: vec!["https://example.com/hook".into()],
             journey_timeout_ms: Some(1_000),
+            ledger_cap: Some(100),
             events: vec![
                 AppliedEvent {
                     payload: "{}".into(),
@@ -471,6 +484,7 @@ mod tests {
             }],
             closed_at: Some(7),
             converted: vec![recorded()],
+            carry: Some("{}".into()),
         });
         round_trip(ImportRequest {
             site: "s".into(),
@@ -482,6 +496,7 @@ mod tests {
             journey: Vec::new(),
             withdrawals: Vec::new(),
             converted: vec![recorded()],
+            carry: None,
             closed_at: None,
             from: "v".into(),
         });
@@ -495,6 +510,7 @@ mod tests {
             withdrawals: Vec::new(),
             converted: vec![recorded()],
             merged_into: None,
+            carried: Some(json!({"rules_version": "v1"})),
         });
         round_trip(EraseRequest {});
         round_trip(EraseReply { erased_events: 4, merged_from: vec!["v0".into()] });

@@ -31,6 +31,8 @@ pub enum MetaKey {
     JourneyExpiresAt,
     /// The object's schema version (absent: made before withdrawals had a device).
     Schema,
+    /// The core's `Carry` of ledger rows dropped by the cap (JSON).
+    Carry,
 }
 
 impl MetaKey {
@@ -44,6 +46,7 @@ impl MetaKey {
             MetaKey::JourneyClosedAt => "journey_closed_at",
             MetaKey::JourneyExpiresAt => "journey_expires_at",
             MetaKey::Schema => "schema",
+            MetaKey::Carry => "carry",
         }
     }
 }
@@ -257,6 +260,56 @@ impl Store {
         self.count("ledger")
     }
 
+    /// Rows and payload bytes of the ledger.
+    pub fn ledger_size(&self) -> ApiResult<(i64, i64)> {
+        #[derive(Deserialize)]
+        struct Size {
+            n: f64,
+            bytes: Option<f64>,
+        }
+        let rows: Vec<Size> =
+            self.sql.exec("SELECT COUNT(*) AS n, SUM(LENGTH(payload)) AS bytes FROM ledger", None)?.to_array()?;
+        Ok(rows.first().map_or((0, 0), |r| (r.n as i64, r.bytes.unwrap_or(0.0) as i64)))
+    }
+
+    /// The oldest ledger rows, in scoring order, with their payload sizes.
+    pub fn oldest_ledger(&self, limit: i64) -> ApiResult<Vec<(LedgerRow, i64)>> {
+        #[derive(Deserialize)]
+        struct Sized {
+            message_id: String,
+            payload: String,
+            channel: Option<String>,
+        }
+        let rows: Vec<Sized> = self
+            .sql
+            .exec(
+                "SELECT message_id, payload, channel FROM ledger ORDER BY ts, message_id LIMIT ?",
+                vec![SqlStorageValue::from(limit)],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let len = i64::try_from(r.payload.len()).unwrap_or(i64::MAX);
+                (LedgerRow { message_id: r.message_id, payload: r.payload, channel: r.channel }, len)
+            })
+            .collect())
+    }
+
+    /// The carry of dropped rows, if one reads.
+    pub fn carry(&self) -> ApiResult<Option<microfunnel_core::scoring::Carry>> {
+        Ok(self.meta(MetaKey::Carry)?.and_then(|t| {
+            microfunnel_core::scoring::Carry::from_json(&t)
+                .inspect_err(|e| worker::console_error!("visitor carry unreadable, left out: {e}"))
+                .ok()
+        }))
+    }
+
+    pub fn drop_carry(&self) -> ApiResult<()> {
+        self.sql.exec("DELETE FROM meta WHERE key = ?", vec![SqlStorageValue::from(MetaKey::Carry.as_str())])?;
+        Ok(())
+    }
+
     fn count(&self, table: &str) -> ApiResult<i64> {
         #[derive(Deserialize)]
         struct N {
@@ -360,7 +413,7 @@ impl Store {
     }
 
     /// Retention: every ledger, journey and session row about an instant
-    /// before `before`. Answers how many ledger rows went.
+    /// before `before`, and every consent receipt but each device's latest. Answers how many ledger rows went.
     pub fn delete_before(&self, before: i64) -> ApiResult<i64> {
         let removed = self.sql.exec("DELETE FROM ledger WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
         let _ = removed.to_array::<Value>();
@@ -368,6 +421,12 @@ impl Store {
         self.sql.exec("DELETE FROM journey WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
         self.sql.exec("DELETE FROM sessions WHERE ended_at < ?", vec![SqlStorageValue::from(before)])?;
         self.sql.exec("DELETE FROM converted WHERE ts < ?", vec![SqlStorageValue::from(before)])?;
+        // Past receipts go; each device's latest is the choice still in force.
+        self.sql.exec(
+            "DELETE FROM receipts WHERE at < ?1 AND rowid NOT IN (SELECT r.rowid FROM receipts r \
+             WHERE r.at = (SELECT MAX(r2.at) FROM receipts r2 WHERE r2.device IS r.device))",
+            vec![SqlStorageValue::from(before)],
+        )?;
         Ok(n)
     }
 

@@ -6,7 +6,7 @@
 use super::super::object::{Scoring, Visitor, now_ts};
 use super::super::projection;
 use super::super::protocol::{AppliedEvent, ApplyReply, ApplyRequest};
-use super::super::store::{Store, Withdrawal, stored_event};
+use super::super::store::{MetaKey, Store, Withdrawal, stored_event};
 use crate::conversions::{self, Pending};
 use crate::errors::{ApiError, ApiResult};
 use crate::ingest::Source;
@@ -14,7 +14,12 @@ use crate::webhooks;
 use microfunnel_core::attribution::Touch;
 use microfunnel_core::attribution::{self as timeline, Kind, SessionStep, TouchStep};
 use microfunnel_core::conversion::{Definition, Definitions};
-use microfunnel_core::scoring::{Score, Snapshot};
+use microfunnel_core::scoring::{Score, Scorer, Snapshot};
+
+/// Events one visitor object's ledger holds by default (`limits.ledger_events`).
+pub const LEDGER_CAP: i64 = 5_000;
+/// Payload bytes one ledger holds.
+pub const LEDGER_MAX_BYTES: i64 = 4 * 1024 * 1024;
 use microfunnel_core::{Event, EventType, Timestamp, consent};
 use serde_json::Value;
 
@@ -41,7 +46,40 @@ impl Visitor {
         self.with_scorer(&rules, |_| ())?;
         let fresh = admit(&store, &store.withdrawals()?, &store.receipts()?, &body.events, now)?;
         let stepped = self.step(&store, &rules, &body, &fresh, now)?;
+        self.cap_ledger(&store, &rules, body.ledger_cap.unwrap_or(LEDGER_CAP))?;
         self.publish(&store, &body, fresh, stepped, now).await
+    }
+
+    /// Keeps the ledger within `cap` events and [`LEDGER_MAX_BYTES`]: past
+    /// either, its oldest rows go down to four fifths of both, folded first
+    /// into the carry the scorer resumes from (the score is unchanged; the
+    /// events stay in D1 under the site's retention). Synchronous, like `step`.
+    fn cap_ledger(&self, store: &Store, rules: &Scoring, cap: i64) -> ApiResult<()> {
+        let (count, bytes) = store.ledger_size()?;
+        if count <= cap && bytes <= LEDGER_MAX_BYTES {
+            return Ok(());
+        }
+        let (keep_count, keep_bytes) = (cap * 4 / 5, LEDGER_MAX_BYTES * 4 / 5);
+        let mut carried = Scorer::resume(rules.rules.clone(), rules.stages.clone(), store.carry()?);
+        let (mut left, mut left_bytes, mut dropped) = (count, bytes, 0);
+        for (row, len) in store.oldest_ledger(count.saturating_sub(1))? {
+            if left <= keep_count && left_bytes <= keep_bytes {
+                break;
+            }
+            match row.event() {
+                Ok(e) => {
+                    carried.apply(&e);
+                }
+                Err(e) => worker::console_error!("visitor ledger row {} unreadable, dropped: {e}", row.message_id),
+            }
+            store.delete_ledger(&row.message_id)?;
+            (left, left_bytes, dropped) = (left - 1, left_bytes - len, dropped + 1);
+        }
+        let carry = carried.carry().to_json().map_err(|e| ApiError::new(500, "internal", e))?;
+        store.set_meta(MetaKey::Carry, &carry)?;
+        self.drop_scorer();
+        worker::console_log!("visitor ledger capped: {dropped} oldest events carried, {left} kept");
+        Ok(())
     }
 
     /// Everything that changes this object's state for the new events, in

@@ -26,6 +26,7 @@ impl Visitor {
             withdrawals: store.withdrawal_rows()?,
             closed_at: store.closed_at()?,
             converted: store.converted()?,
+            carry: store.meta(MetaKey::Carry)?,
         };
         store.set_meta(MetaKey::MergedInto, into)?;
         Ok(reply)
@@ -40,6 +41,7 @@ impl Visitor {
             return Err(ApiError::new(409, "not_handed_over", "retire comes after a hand-over"));
         }
         store.clear_rows()?;
+        store.drop_carry()?;
         store.set_meta(MetaKey::Retired, "1")?;
         self.drop_scorer();
         self.schedule().await?;
@@ -58,6 +60,13 @@ impl Visitor {
         let rules = self.scoring(&body.rules, &body.conversions)?;
         store.remember(&body.site, &body.visitor)?;
         store.import(&body.ledger, &body.journey, &body.withdrawals, &body.converted)?;
+        // Two carries cannot be folded into one: the other's is taken only
+        // when this object has none (each is a score of capped history).
+        if let Some(c) = &body.carry
+            && store.meta(MetaKey::Carry)?.is_none()
+        {
+            store.set_meta(MetaKey::Carry, c)?;
+        }
         let mut from = store.merged_from()?;
         if !from.contains(&body.from) {
             from.push(body.from.clone());

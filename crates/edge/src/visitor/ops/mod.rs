@@ -4,12 +4,14 @@
 //! follow write idempotent D1 rows and set the alarm.
 
 mod apply;
+pub use apply::LEDGER_CAP;
 mod merge;
 mod withdraw;
 
 use super::object::{Scoring, Visitor, now_ts};
 use super::projection;
 use super::protocol::{EraseReply, ExportReply, SweepReply};
+use super::store::MetaKey;
 use crate::errors::ApiResult;
 use microfunnel_core::Timestamp;
 use microfunnel_core::conversion::Definitions;
@@ -34,6 +36,7 @@ impl Visitor {
             withdrawals: store.export_withdrawals()?,
             converted: store.converted()?,
             merged_into: store.forward()?,
+            carried: store.meta(MetaKey::Carry)?.and_then(|t| serde_json::from_str(&t).ok()),
         })
     }
 
@@ -44,7 +47,12 @@ impl Visitor {
         let store = self.store();
         store.ensure_schema()?;
         let removed = store.delete_before(before)?;
-        if removed > 0 {
+        // A carry made only of what is now past retention goes with it.
+        let carried = store.carry()?;
+        if carried.as_ref().is_some_and(|c| c.last_at().is_none_or(|t| t.millis() < before)) {
+            store.drop_carry()?;
+        }
+        if removed > 0 || carried.is_some() {
             self.drop_scorer();
         }
         if store.is_empty()? {

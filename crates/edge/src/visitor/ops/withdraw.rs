@@ -61,6 +61,11 @@ impl Visitor {
                 Some(_) => store.drop_orphan_touches()?,
             }
         }
+        // The carry of rows the cap dropped cannot be cut down event by
+        // event: without personalization its points go with it.
+        if !consent.allows(Purpose::Personalization) {
+            store.drop_carry()?;
+        }
         // A conversion whose event went is not inherited or adjusted either.
         store.drop_orphan_conversions()?;
         let (score, _) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
