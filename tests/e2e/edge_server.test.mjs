@@ -397,3 +397,32 @@ test('a visitor object keeps at most limits.ledger_events events: the oldest are
   // The cap is a bounded setting.
   await expectError(await fetch(`${base}/v1/sites/${capped.id}`, { method: 'PATCH', headers: bearer(ADMIN), body: JSON.stringify({ limits: { ledger_events: 99 } }) }), 400, 'invalid_config');
 });
+
+test('a merge hands a long ledger over in pages: 1,100 events of one device join a known user — every row arrives once, the score is rebuilt once', async () => {
+  const site = await createSite();
+  const anon = randomUUID();
+  const views = Array.from({ length: 1100 }, (_, i) =>
+    ev({ type: 'page', anonymousId: anon, timestamp: at(1100 - i), context: { page: { path: i % 7 ? '/blog/a' : '/pricing', url: `${ORIGIN}/x` } } }),
+  );
+  for (let i = 0; i < views.length; i += 100) {
+    const r = await browser(site.id, views.slice(i, i + 100));
+    assert.equal(r.status, 200, await r.clone().text());
+  }
+  const key = bearer(site.server_key);
+  assert.equal((await server(site.id, [ev({ type: 'track', event: 'Meeting Booked', userId: 'big-user' })], key)).status, 200);
+  // The device identifies as that user: its object hands its rows over.
+  const joined = await server(site.id, [ev({ type: 'identify', anonymousId: anon, userId: 'big-user', traits: { role: 'DAF' } })], key);
+  assert.equal(joined.status, 200, await joined.clone().text());
+  const state = async (id) =>
+    (await (await fetch(`${base}/v1/subjects/${id}?site=${site.id}`, { headers: bearer(ADMIN) })).json()).visitor_objects;
+  const objects = await state('big-user');
+  const holder = objects.find((o) => !o.state.merged_into);
+  const ids = holder.state.ledger.map((r) => r.message_id);
+  assert.equal(ids.length, 1102, 'the 1,100 views, the track and the identify');
+  assert.equal(new Set(ids).size, ids.length);
+  for (const v of [views[0], views[499], views[500], views[1099]]) assert.ok(ids.includes(v.messageId), v.messageId);
+  const [row] = d1(`SELECT events, score_milli FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = 'big-user'`);
+  assert.equal(row.events, 1102);
+  assert.ok(row.score_milli > 0);
+  assert.equal(d1(`SELECT COUNT(*) AS n FROM events WHERE site_id = ${q(site.id)} AND visitor_id = ${q(anon)}`)[0].n, 0, 'D1 rows re-keyed');
+});

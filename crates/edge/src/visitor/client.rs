@@ -161,43 +161,52 @@ pub async fn withdraw(
 /// was merged in the meantime.
 pub async fn merge(env: &Env, site: &Site, from: &str, into: &str) -> ApiResult<String> {
     let (mut from, mut into) = (from.to_owned(), into.to_owned());
-    for _ in 0..MAX_HOPS {
-        let handed = call_here(env, &site.id, &from, &HandoverRequest { into: into.clone() }).await?;
-        let (ledger, journey, withdrawals, closed_at, converted, carry) = match handed {
-            HandoverReply::Retired { merged_into } => {
-                // Merged already: its rows are wherever it forwards to.
-                rekey(env, &site.id, &from, &into).await?;
-                match merged_into {
-                    Some(other) if other != into => {
-                        from = other;
-                        continue;
+    'hops: for _ in 0..MAX_HOPS {
+        // The ledger comes over in pages; `into` rebuilds its score after the last.
+        let mut page = 0u32;
+        loop {
+            let handed = call_here(env, &site.id, &from, &HandoverRequest { into: into.clone(), page }).await?;
+            let (ledger, journey, withdrawals, closed_at, converted, carry, more) = match handed {
+                HandoverReply::Retired { merged_into } => {
+                    // Merged already: its rows are wherever it forwards to.
+                    rekey(env, &site.id, &from, &into).await?;
+                    match merged_into {
+                        Some(other) if other != into => {
+                            from = other;
+                            continue 'hops;
+                        }
+                        _ => return Ok(into),
                     }
-                    _ => return Ok(into),
                 }
+                HandoverReply::Rows { ledger, journey, withdrawals, closed_at, converted, carry, more } => {
+                    (ledger, journey, withdrawals, closed_at, converted, carry, more)
+                }
+            };
+            let import = ImportRequest {
+                site: site.id.clone(),
+                visitor: into.clone(),
+                rules: site.config.site.rules().to_json(),
+                conversions: site.config.site.conversions().clone(),
+                journey_timeout_ms: journey_timeout_ms(site),
+                ledger,
+                journey,
+                withdrawals,
+                converted,
+                carry,
+                last: !more,
+                closed_at,
+                from: from.clone(),
+            };
+            if let Reply::Moved { to } = call(env, &site.id, &into, &import).await? {
+                // `into` was merged away itself: `from` joins where it went (the
+                // next hand-over re-points `from`'s forward there).
+                into = to;
+                continue 'hops;
             }
-            HandoverReply::Rows { ledger, journey, withdrawals, closed_at, converted, carry } => {
-                (ledger, journey, withdrawals, closed_at, converted, carry)
+            if !more {
+                break;
             }
-        };
-        let import = ImportRequest {
-            site: site.id.clone(),
-            visitor: into.clone(),
-            rules: site.config.site.rules().to_json(),
-            conversions: site.config.site.conversions().clone(),
-            journey_timeout_ms: journey_timeout_ms(site),
-            ledger,
-            journey,
-            withdrawals,
-            converted,
-            carry,
-            closed_at,
-            from: from.clone(),
-        };
-        if let Reply::Moved { to } = call(env, &site.id, &into, &import).await? {
-            // `into` was merged away itself: `from` joins where it went (the
-            // next hand-over re-points `from`'s forward there).
-            into = to;
-            continue;
+            page += 1;
         }
         call_here(env, &site.id, &from, &RetireRequest {}).await?;
         rekey(env, &site.id, &from, &into).await?;

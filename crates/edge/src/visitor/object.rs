@@ -81,7 +81,7 @@ impl DurableObject for Visitor {
                 Err(e) => Err(e),
             },
             Route::Handover => match decode::<HandoverRequest>(&mut req).await {
-                Ok(body) => encode(self.handover(&body.into).map(Reply::Done)),
+                Ok(body) => encode(self.handover(&body.into, body.page).map(Reply::Done)),
                 Err(e) => Err(e),
             },
             Route::Import => match decode::<ImportRequest>(&mut req).await {

@@ -202,6 +202,9 @@ impl Call for WithdrawRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandoverRequest {
     pub into: String,
+    /// Which page of the ledger (0 first; the other rows come with it).
+    #[serde(default)]
+    pub page: u32,
 }
 
 /// A ledger row as the object stores it.
@@ -256,12 +259,19 @@ pub enum HandoverReply {
         /// The carry of rows its ledger cap dropped (the core's JSON).
         #[serde(default)]
         carry: Option<String>,
+        /// More ledger pages follow this one.
+        #[serde(default)]
+        more: bool,
     },
 }
 
 impl Call for HandoverRequest {
     const ROUTE: Route = Route::Handover;
     type Reply = HandoverReply;
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +289,9 @@ pub struct ImportRequest {
     /// The handing object's carry of capped rows, taken when this one has none.
     #[serde(default)]
     pub carry: Option<String>,
+    /// The last page of the hand-over: the score is rebuilt after it only.
+    #[serde(default = "yes")]
+    pub last: bool,
     /// When the handing object's last journey closed.
     #[serde(default)]
     pub closed_at: Option<i64>,
@@ -469,7 +482,7 @@ mod tests {
             from: Some("d".into()),
         });
         round_trip(WithdrawReply { visitor: "v".into(), score: json!(0), tier: "cold".into(), kept: 1, removed: 2 });
-        round_trip(HandoverRequest { into: "v2".into() });
+        round_trip(HandoverRequest { into: "v2".into(), page: 3 });
         round_trip(HandoverReply::Retired { merged_into: Some("v2".into()) });
         round_trip(HandoverReply::Retired { merged_into: None });
         round_trip(HandoverReply::Rows {
@@ -485,6 +498,7 @@ mod tests {
             closed_at: Some(7),
             converted: vec![recorded()],
             carry: Some("{}".into()),
+            more: true,
         });
         round_trip(ImportRequest {
             site: "s".into(),
@@ -497,6 +511,7 @@ mod tests {
             withdrawals: Vec::new(),
             converted: vec![recorded()],
             carry: None,
+            last: false,
             closed_at: None,
             from: "v".into(),
         });

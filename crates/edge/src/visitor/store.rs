@@ -124,6 +124,8 @@ const JOURNEY_TRIM: &str = "DELETE FROM journey WHERE message_id IN \
                             (SELECT message_id FROM journey ORDER BY ts DESC, message_id DESC LIMIT -1 OFFSET ?)";
 const WITHDRAWAL_INSERT: &str = "INSERT INTO withdrawals (at, consent, policy, device) VALUES (?, ?, ?, ?)";
 const RECEIPT_INSERT: &str = "INSERT INTO receipts (at, consent, policy, device) VALUES (?, ?, ?, ?)";
+/// Ledger rows per hand-over page: a merge never sends one whole ledger.
+pub const HANDOVER_PAGE: i64 = 500;
 /// Receipts kept per device (and for the whole profile): the latest.
 pub const RECEIPTS_PER_DEVICE: i64 = 5;
 const SESSION_COLUMNS: &str = "session_id, started_at, ended_at, events, channel, landing";
@@ -692,8 +694,20 @@ impl Store {
 
     // ---- merge and export: rows as they are stored ----
 
-    pub fn handed_ledger(&self) -> ApiResult<Vec<HandedLedgerRow>> {
-        Ok(self.sql.exec("SELECT message_id, ts, received_at, channel, payload FROM ledger", None)?.to_array()?)
+    /// One page of the ledger for a hand-over, in a fixed order (the object
+    /// takes no new rows once it forwards), and whether more follow.
+    pub fn handed_ledger(&self, page: u32) -> ApiResult<(Vec<HandedLedgerRow>, bool)> {
+        let mut rows: Vec<HandedLedgerRow> = self
+            .sql
+            .exec(
+                "SELECT message_id, ts, received_at, channel, payload FROM ledger ORDER BY ts, message_id \
+                 LIMIT ? OFFSET ?",
+                vec![SqlStorageValue::from(HANDOVER_PAGE + 1), SqlStorageValue::from(i64::from(page) * HANDOVER_PAGE)],
+            )?
+            .to_array()?;
+        let more = rows.len() as i64 > HANDOVER_PAGE;
+        rows.truncate(HANDOVER_PAGE as usize);
+        Ok((rows, more))
     }
 
     pub fn handed_journey(&self) -> ApiResult<Vec<HandedJourneyRow>> {

@@ -14,19 +14,23 @@ impl Visitor {
     /// request arriving after the rows were read is forwarded, never left
     /// behind. Until `/retire` the forward may be re-pointed (`into` was
     /// itself merged away); after it, the answer is only where it went.
-    pub(in super::super) fn handover(&self, into: &str) -> ApiResult<HandoverReply> {
+    /// The ledger comes in pages (`page` 0 with every other row).
+    pub(in super::super) fn handover(&self, into: &str, page: u32) -> ApiResult<HandoverReply> {
         let store = self.store();
         store.ensure_schema()?;
         if store.meta(MetaKey::Retired)?.is_some() {
             return Ok(HandoverReply::Retired { merged_into: store.forward()? });
         }
+        let (ledger, more) = store.handed_ledger(page)?;
+        let first = page == 0;
         let reply = HandoverReply::Rows {
-            ledger: store.handed_ledger()?,
-            journey: store.handed_journey()?,
-            withdrawals: store.withdrawal_rows()?,
+            ledger,
+            journey: if first { store.handed_journey()? } else { Vec::new() },
+            withdrawals: if first { store.withdrawal_rows()? } else { Vec::new() },
             closed_at: store.closed_at()?,
-            converted: store.converted()?,
-            carry: store.meta(MetaKey::Carry)?,
+            converted: if first { store.converted()? } else { Vec::new() },
+            carry: if first { store.meta(MetaKey::Carry)? } else { None },
+            more,
         };
         store.set_meta(MetaKey::MergedInto, into)?;
         Ok(reply)
@@ -81,6 +85,17 @@ impl Visitor {
         }
         if !body.journey.is_empty() {
             store.set_journey_expiry(now.millis().saturating_add(body.journey_timeout_ms))?;
+        }
+        if !body.last {
+            // More pages follow: the rows are in, the score waits for them all.
+            self.drop_scorer();
+            let events = store.ledger_count()?;
+            return Ok(ImportReply {
+                visitor: body.visitor,
+                score: serde_json::Value::Null,
+                tier: String::new(),
+                events,
+            });
         }
         let (score, events) = self.rescore(&body.site, &body.visitor, &rules, now).await?;
         self.schedule().await?;
