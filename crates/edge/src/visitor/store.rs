@@ -618,8 +618,20 @@ impl Store {
             consent = consent.and(w.consent);
         }
         self.sql.exec("DELETE FROM withdrawals WHERE device IS ?", vec![SqlStorageValue::from(device)])?;
+        self.insert_choice(WITHDRAWAL_INSERT, at, consent, policy, device)
+    }
+
+    /// One row of `withdrawals` or `receipts` (the same columns).
+    fn insert_choice(
+        &self,
+        insert: &str,
+        at: i64,
+        consent: Consent,
+        policy: &str,
+        device: Option<&str>,
+    ) -> ApiResult<()> {
         self.sql.exec(
-            WITHDRAWAL_INSERT,
+            insert,
             vec![
                 SqlStorageValue::from(at),
                 SqlStorageValue::from(consent.stamp().to_json().to_string()),
@@ -633,15 +645,7 @@ impl Store {
     /// Records a consent receipt: the device's (or, `None`, the verified
     /// profile's) whole consent as of `at`; the latest few are kept.
     pub fn record_receipt(&self, at: i64, consent: Consent, policy: &str, device: Option<&str>) -> ApiResult<()> {
-        self.sql.exec(
-            RECEIPT_INSERT,
-            vec![
-                SqlStorageValue::from(at),
-                SqlStorageValue::from(consent.stamp().to_json().to_string()),
-                SqlStorageValue::from(policy),
-                SqlStorageValue::from(device),
-            ],
-        )?;
+        self.insert_choice(RECEIPT_INSERT, at, consent, policy, device)?;
         self.sql.exec(
             "DELETE FROM receipts WHERE device IS ?1 AND rowid NOT IN \
              (SELECT rowid FROM receipts WHERE device IS ?1 ORDER BY at DESC, rowid DESC LIMIT ?2)",
