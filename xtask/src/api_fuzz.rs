@@ -91,7 +91,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     println!("api-fuzz: Schemathesis against {base} (site {site}; phases {phases}; {max_examples} examples/operation)");
     let report = dir.join("report");
+    // Its cache (`.schemathesis/`) goes beside the reports, not in the tree.
     let status = Command::new(&schemathesis)
+        .current_dir(&dir)
         .arg("--config-file")
         .arg(&config)
         .args(["run", &format!("{base}/v1/openapi.json"), "--url", &base])
