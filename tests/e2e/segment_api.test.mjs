@@ -89,6 +89,10 @@ test('analytics-node: track, identify, page, screen, group and alias land once u
   const group = JSON.parse(stored.find((r) => r.type === 'group').payload);
   assert.equal(group.groupId, 'acme-sarl');
   assert.deepEqual(group.traits, { industry: 'legal', company_size: 40 });
+  // A server's page call names its page in Segment's page properties: it becomes the page context.
+  const pageView = JSON.parse(stored.find((r) => r.type === 'page').payload);
+  assert.equal(pageView.context.page.url, 'https://firm.example/honoraires');
+  assert.equal(pageView.properties.url, undefined);
   const identify = JSON.parse(stored.find((r) => r.type === 'identify').payload);
   assert.equal(identify.traits.email, undefined, 'the address is kept only as its hash');
   assert.match(identify.traits.email_sha256, /^[0-9a-f]{64}$/);

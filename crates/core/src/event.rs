@@ -560,10 +560,14 @@ impl Event {
             }
             _ => {}
         }
-        let context = match obj.get("context") {
+        let mut context = match obj.get("context") {
             None | Some(Value::Null) => Context::default(),
             Some(v) => parse_context(v, limits)?,
         };
+        let mut properties = properties;
+        if kind.is_view() {
+            page_from_properties(&mut context.page, &mut properties, limits);
+        }
         let consent = match obj.get("consent") {
             None | Some(Value::Null) => None,
             Some(v) => Some(ConsentStamp::parse(v).map_err(|rule| ValidationError::new("consent", rule))?),
@@ -733,6 +737,35 @@ fn check_value(v: &Value, path: &str, depth: usize, limits: &Limits) -> Res<()> 
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Segment's page properties (`url`, `path`, `referrer`, `title`) name the
+/// page a server library reports, which sends no `context.page`: each one
+/// the context lacks moves there when it is valid as the context's field
+/// would be (then minimised like it), and leaves `properties` either way.
+fn page_from_properties(page: &mut Page, properties: &mut Map<String, Value>, limits: &Limits) {
+    let slots: [(&str, &mut Option<String>, usize); 4] = [
+        ("url", &mut page.url, limits.max_url),
+        ("path", &mut page.path, limits.max_url),
+        ("referrer", &mut page.referrer, limits.max_url),
+        ("title", &mut page.title, limits.max_string),
+    ];
+    for (field, slot, max) in slots {
+        let Some(Value::String(v)) = properties.get(field) else { continue };
+        let valid = v.len() <= max
+            && !v.chars().any(char::is_control)
+            && match field {
+                "path" => v.starts_with('/'),
+                "title" => true,
+                _ => crate::url::is_http_url(v),
+            };
+        if let Some(Value::String(v)) = properties.remove(field)
+            && valid
+            && slot.is_none()
+        {
+            *slot = Some(v);
+        }
     }
 }
 
