@@ -89,20 +89,25 @@ pub fn identity_proven(secret: &str, value: &str, signature: &str) -> bool {
 /// `n` random bytes as hex, from `crypto.getRandomValues` (through
 /// `crypto.randomUUID`, which workerd provides).
 pub fn random_hex(uuids: usize) -> ApiResult<String> {
-    use worker::js_sys::{Function, Reflect, global};
-    use worker::wasm_bindgen::JsCast;
-    let crypto = Reflect::get(&global(), &"crypto".into()).map_err(|_| internal("no crypto"))?;
-    let f = Reflect::get(&crypto, &"randomUUID".into()).map_err(|_| internal("no randomUUID"))?;
-    let f: Function = f.dyn_into().map_err(|_| internal("randomUUID is not a function"))?;
     let mut out = String::new();
     for _ in 0..uuids {
-        let v = f.call0(&crypto).map_err(|_| internal("randomUUID failed"))?;
-        out.extend(v.as_string().unwrap_or_default().chars().filter(|c| *c != '-'));
+        out.extend(random_uuid()?.chars().filter(|c| *c != '-'));
     }
     if out.len() < 32 * uuids {
         return Err(internal("randomUUID returned nothing"));
     }
     Ok(out)
+}
+
+/// A version-4 UUID from `crypto.randomUUID` (lower-case, hyphenated).
+pub fn random_uuid() -> ApiResult<String> {
+    use worker::js_sys::{Function, Reflect, global};
+    use worker::wasm_bindgen::JsCast;
+    let crypto = Reflect::get(&global(), &"crypto".into()).map_err(|_| internal("no crypto"))?;
+    let f = Reflect::get(&crypto, &"randomUUID".into()).map_err(|_| internal("no randomUUID"))?;
+    let f: Function = f.dyn_into().map_err(|_| internal("randomUUID is not a function"))?;
+    let v = f.call0(&crypto).map_err(|_| internal("randomUUID failed"))?;
+    v.as_string().ok_or_else(|| internal("randomUUID returned nothing"))
 }
 
 fn internal(what: &str) -> ApiError {

@@ -85,22 +85,13 @@ pub async fn receive(req: &Request, env: &Env, kind: Option<EventType>, value: V
         if let Value::Object(m) = event
             && m.get("messageId").is_none_or(Value::is_null)
         {
-            m.insert("messageId".into(), Value::String(fresh_message_id()?));
+            m.insert("messageId".into(), Value::String(crate::auth::random_uuid()?));
         }
     }
     let user_key = crate::secrets::user_id_key(env, &site)?;
     let checked = check(&site, events, Source::Server, "", user_key.as_deref())?;
     ratelimit::server(env, &site, checked.passed()).await?;
     store(env, &site, checked, Source::Server, None).await?.into_segment_response()
-}
-
-fn fresh_message_id() -> ApiResult<String> {
-    let hex = crate::auth::random_hex(1)?;
-    let mut bytes = [0u8; 16];
-    for (b, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *b = std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or_default();
-    }
-    Ok(microfunnel_core::event::MessageId::from_random_bytes(bytes).to_text())
 }
 
 /// The batch's messages, each given the batch's `context` (its own keys

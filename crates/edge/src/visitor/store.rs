@@ -664,7 +664,9 @@ impl Store {
     /// The withdrawals that still read (a stamp that does not is left out,
     /// a policy that does not is the default).
     pub fn withdrawals(&self) -> ApiResult<Vec<Withdrawal>> {
-        Ok(Self::read_withdrawals(self.withdrawal_rows()?.into_iter().filter(|r| !r.receipt).collect()))
+        let rows: Vec<WithdrawalRow> =
+            self.sql.exec("SELECT at, consent, policy, device FROM withdrawals", None)?.to_array()?;
+        Ok(Self::read_withdrawals(rows))
     }
 
     fn read_withdrawals(rows: Vec<WithdrawalRow>) -> Vec<Withdrawal> {

@@ -15,13 +15,13 @@ use microfunnel_core::attribution::Touch;
 use microfunnel_core::attribution::{self as timeline, Kind, SessionStep, TouchStep};
 use microfunnel_core::conversion::{Definition, Definitions};
 use microfunnel_core::scoring::{Score, Scorer, Snapshot};
+use microfunnel_core::{Event, EventType, Timestamp, consent};
+use serde_json::Value;
 
 /// Events one visitor object's ledger holds by default (`limits.ledger_events`).
 pub const LEDGER_CAP: i64 = 5_000;
 /// Payload bytes one ledger holds.
 pub const LEDGER_MAX_BYTES: i64 = 4 * 1024 * 1024;
-use microfunnel_core::{Event, EventType, Timestamp, consent};
-use serde_json::Value;
 
 /// What [`Visitor::step`] changed, for [`Visitor::publish`].
 struct Stepped {
