@@ -1,6 +1,6 @@
 //! `microfunnel-core`: the pure domain logic shared by the browser module, the
 //! edge Worker and the CLI — events, consent, channels, URL minimisation, lead
-//! scoring, conversions, money and attribution.
+//! scoring, conversions, money, attribution and holdout experiments.
 //!
 //! What it must never do: perform I/O (network, files, storage, clocks,
 //! randomness), or depend on a platform crate (`wasm-bindgen`, `web-sys`,
@@ -16,6 +16,7 @@ pub mod consent;
 pub mod conversion;
 pub mod error;
 pub mod event;
+pub mod experiment;
 pub mod identity;
 pub mod money;
 pub mod pii;

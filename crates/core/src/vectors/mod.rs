@@ -16,6 +16,7 @@ mod channel;
 mod consent;
 mod conversion;
 mod event;
+mod experiment;
 mod identity;
 mod money;
 mod pii;
@@ -88,6 +89,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("money") => money::case(suite, input),
         Some("conversion") => conversion::case(suite, input),
         Some("site") => site::case(suite, input),
+        Some("experiment") => experiment::case(suite, input),
         _ => Err(json!(format!("unknown suite `{suite}`"))),
     };
     match outcome {
