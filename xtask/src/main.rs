@@ -7,6 +7,7 @@ mod bench_attribution;
 mod bench_browser;
 mod bootstrap;
 mod build;
+mod clv;
 mod dev;
 mod fuzz;
 mod load;
@@ -28,6 +29,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   size [--probe]       the browser size budget (loader, glue, wasm; gzip), fails above budget;
                        --probe: the core's share of the module, built alone (figures only)
   bench-attribution    microfunnel vs ChannelAttribution on ≥1M generated journeys (not in `test`)
+  bench-clv            microfunnel clv vs lifetimes on 1M synthetic customers (not in `test`)
   bench-browser        main-thread cost of loader, init and capture in headless Chromium (not in `test`)
   fuzz [--minutes N] [TARGET…]  cargo-fuzz over every decoder of untrusted input, N minutes each (default 1; not in `test`)
   api-fuzz [--max-examples N] [--phases LIST]  Schemathesis over every operation of the Worker's OpenAPI (not in `test`)
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         "e2e" => test::e2e_only(rest),
         "size" => size::run(rest),
         "bench-attribution" => bench_attribution::run(rest),
+        "bench-clv" => clv::bench(rest),
         "bench-browser" => bench_browser::run(rest),
         "load" => load::run(rest),
         "api-fuzz" => api_fuzz::run(rest),

@@ -167,6 +167,9 @@ pub fn run() -> Result<(), String> {
             "golden_vectors",
         ]),
     );
+    let started = Instant::now();
+    println!("\n==> customer value: CDNOW published fit and lifetimes (tests/clv/check_lifetimes.py)");
+    check(&mut tally, "customer value vs CDNOW and lifetimes", crate::clv::check(), started);
     suite(
         &mut tally,
         "golden vectors (native)",

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod attribute;
+pub mod clv;
 pub mod http;
 pub mod located;
 pub mod rules;

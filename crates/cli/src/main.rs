@@ -1,5 +1,5 @@
 //! `microfunnel`: the command line over `microfunnel-core` — attribution on
-//! exported journeys, lead scoring of event files, rule-file checks, site
+//! exported journeys, lead scoring of event files, customer value, rule-file checks, site
 //! creation on a running collector.
 //!
 //! What it must never do: hold domain logic of its own. It reads files, calls
@@ -7,7 +7,7 @@
 //! browser's and the Worker's.
 
 use clap::{Parser, Subcommand};
-use microfunnel_cli::{access, attribute, rules, score, site};
+use microfunnel_cli::{access, attribute, clv, rules, score, site};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Attribute conversions on exported journeys (ChannelAttribution CSV or NDJSON).
     Attribute(attribute::Args),
+    /// Customer value: BG/NBD and Gamma-Gamma fitted on purchase histories.
+    Clv(clv::Args),
     /// Score a visitor from a Segment-spec NDJSON event file.
     Score(score::Args),
     /// Rule-file tools.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Attribute(args) => attribute::run(args),
+        Command::Clv(args) => clv::run(args),
         Command::Score(args) => score::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Site(args) => site::run(args),

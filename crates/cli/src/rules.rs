@@ -110,6 +110,10 @@ impl Conversions {
     pub fn stages(&self, rules: &Rules) -> Result<ConversionStages, String> {
         self.definitions.stages(rules).map_err(|e| self.locate(&e))
     }
+
+    pub fn definitions(&self) -> &Definitions {
+        &self.definitions
+    }
 }
 
 /// Reads a JSON list of conversion definitions; an error names the file,

@@ -12,6 +12,7 @@
 
 pub mod attribution;
 pub mod channel;
+pub mod clv;
 pub mod consent;
 pub mod conversion;
 pub mod error;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 mod attribution;
 mod channel;
+mod clv;
 mod consent;
 mod conversion;
 mod event;
@@ -81,6 +82,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("consent") => consent::case(suite, input),
         Some("event") => event::case(suite, input),
         Some("channel") => channel::case(suite, input),
+        Some("clv") => clv::case(suite, input),
         Some("url") => url::case(suite, input),
         Some("identity") => identity::case(suite, input),
         Some("pii") => pii::case(suite, input),
