@@ -37,6 +37,7 @@ EVENT = {"type": {"enum": ["page", "screen", "track", "identify", "group", "alia
                 "identitySignature": S}
 
 SITE_CONFIG = {"rules": nullable({"type": "object"}), "cta": nullable({"type": "object",
+      "properties": {"holdout_percent": {"type": "integer", "minimum": 0, "maximum": 50}},
       "additionalProperties": {"type": "object", "additionalProperties": obj({"text": S, "href": S})}}),
       "consent": null_optional(obj({"cookieless_pageviews": B, "respect_dnt": B, "sanitise": obj({"remove": arr(S), "keep": arr(S)}), "hash_user_ids": B,
                       "server_purposes": arr({"enum": ["analytics", "personalization", "marketing"]})})),
@@ -75,7 +76,7 @@ schemas = {
   "SitePatch": obj({"name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), **SITE_CONFIG}),
   "Site": obj({"id": S, "name": S, "origins": arr(S), "retention_days": I, "webhooks": arr(S), "updated_at": I,
                "config": ref("SiteConfig"), "effective_rules": {"type": "object"}, "script_tag": S}, extra=True),
-  "BrowserConfig": obj({"site": S, "rules_version": S, "rules_compact": ANY, "cta": ANY, "consent": obj({"policy_version": I, "sanitise": {"type": "object"}})}, extra=True),
+  "BrowserConfig": obj({"site": S, "rules_version": S, "rules_compact": ANY, "cta": ANY, "holdout_percent": I, "consent": obj({"policy_version": I, "sanitise": {"type": "object"}})}, extra=True),
   "Rotation": obj({"kind": {"enum": ["signing", "webhook", "identity"]}, "grace_seconds": I}, ["kind"]),
   "Token": obj({"id": S, "role": S, "name": S, "token": S, "created_at": S, "expires_at": nullable(S), "last_used_at": nullable(S), "revoked_at": nullable(S)}, extra=True),
   "TokenRequest": obj({"role": {"enum": ["owner", "analyst", "privacy", "ingest"]}, "name": S, "expires_at": {"type": "string", "format": "date-time"}}, ["role", "name"]),
@@ -152,6 +153,8 @@ paths = {
   "/v1/reports/kpis": {"get": op("KPIs per channel, funnel, AQS, TTA", answer("Report"), params=[SITEQ] + PERIOD + [q("model", "the crediting model")])},
   "/v1/reports/paths": {"get": op("Top and fastest converting paths", answer("Report"), params=[SITEQ] + PERIOD)},
   "/v1/reports/stages": {"get": op("The stage funnel", answer("Report"), params=[SITEQ] + PERIOD)},
+  "/v1/reports/lift": {"get": op("CTA holdout lift per tier and overall, an always-valid p-value, tier calibration", answer("Report"),
+                                 params=[SITEQ, q("conversion", "one of the site's conversions (default: any)")] + PERIOD)},
   "/v1/reports/series": {"get": op("The dashboard's charts: per channel, tier and TTA bin over local hours or days", answer("Report"),
                                    params=[SITEQ, q("period", "today, yesterday, 7d, 30d or custom"), q("from_date", "custom: first local date"),
                                            q("to_date", "custom: last local date"), q("model", "the crediting model"), q("bucket", "auto, hour or day")] + PERIOD)},

@@ -306,6 +306,21 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   const served = await (await fetch(`${base}/v1/sites/${site.id}/config`)).json();
   assert.deepEqual(served.cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } } }, 'the browser gets it at once');
 
+  // The holdout share, in the same form: saved with the variants, served to the browser apart from them.
+  await page.fill('#set-cta input[name=holdout_percent]', '20');
+  await page.click('#set-cta button[type=submit]');
+  await until(async () => (await stored()).cta?.holdout_percent === 20);
+  assert.deepEqual((await stored()).cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } }, holdout_percent: 20 });
+  const split = await (await fetch(`${base}/v1/sites/${site.id}/config`)).json();
+  assert.equal(split.holdout_percent, 20);
+  assert.deepEqual(split.cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } } });
+  await until(async () => (await page.inputValue('#set-cta input[name=holdout_percent]')) === '20');
+  assert.equal(await page.locator('#cta-list .cta-name').count(), 1, 'the share is not shown as a CTA');
+  await page.fill('#set-cta input[name=holdout_percent]', '0');
+  await page.click('#set-cta button[type=submit]');
+  await until(async () => (await stored()).cta?.holdout_percent === undefined);
+  assert.deepEqual((await stored()).cta, { primary: { hot: { text: 'Prendre rendez-vous', href: '/rendez-vous' } } });
+
   // A conversion that enters the client stage on the path of the contact form.
   await page.click('#conv-add');
   const row = page.locator('#conv-table tbody tr').nth(1);

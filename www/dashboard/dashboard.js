@@ -247,6 +247,72 @@
     }));
   }
 
+  /** The CTA holdout test: figures, a forest plot of the absolute lift per tier, the table, the calibration. */
+  function lift(l) {
+    var o = l.overall, hint = document.getElementById('lift-hint');
+    hint.textContent = l.holdout_percent > 0
+      ? l.holdout_percent + ' % of visitors are held out: they see the coldest tier’s calls to action whatever their score. ' +
+        'The p-value stays valid however often you look (' + num(l.looks, 0) + ' daily looks so far).'
+      : 'No holdout is running (Settings › Call-to-action variants › Holdout): the lift below is from visitors held out earlier in this period, if any.';
+    var figs = document.getElementById('lift-figures');
+    figs.replaceChildren();
+    function ci(e, f) { return e.estimate == null ? '—' : f(e.estimate) + ' [' + f(e.lower) + ', ' + f(e.upper) + ']'; }
+    function pp(x) { return x == null ? '—' : (x >= 0 ? '+' : '') + (x * 100).toLocaleString('en', { maximumFractionDigits: 1 }) + ' pt'; }
+    function rel(x) { return x == null ? '—' : (x >= 0 ? '+' : '') + (x * 100).toLocaleString('en', { maximumFractionDigits: 0 }) + ' %'; }
+    [['Treated', pct(o.treated.rate) + ' of ' + num(o.treated.visitors, 0)],
+      ['Held out', pct(o.holdout.rate) + ' of ' + num(o.holdout.visitors, 0)],
+      ['Absolute lift', ci(o.absolute, pp)],
+      ['Relative lift', ci(o.relative, rel)],
+      ['Always-valid p', l.p_value == null ? '—' : num(l.p_value, 3)]].forEach(function (f) {
+      var d = figs.appendChild(el('div'));
+      d.appendChild(el('dt', f[0]));
+      d.appendChild(el('dd', f[1]));
+    });
+    var rows = [{ tier: 'all visitors', lift: o }].concat(l.tiers || []);
+    table('lift', ['Tier', 'Treated', 'Held out', 'Absolute lift [95 %]', 'Relative lift [95 %]'], rows.map(function (r) {
+      var x = r.lift;
+      return [{ text: r.tier, cls: 'text' },
+        num(x.treated.conversions, 0) + ' / ' + num(x.treated.visitors, 0) + ' (' + pct(x.treated.rate) + ')',
+        num(x.holdout.conversions, 0) + ' / ' + num(x.holdout.visitors, 0) + ' (' + pct(x.holdout.rate) + ')',
+        ci(x.absolute, pp), ci(x.relative, rel)];
+    }), 'No visitor in a CTA test in this period.');
+    forest(document.getElementById('lift-plot'), rows.filter(function (r) { return r.lift.absolute.estimate != null; }), pp);
+    var cal = document.getElementById('calibration');
+    cal.replaceChildren();
+    bars(cal, ((l.calibration && l.calibration.tiers) || []).map(function (t) {
+      return [t.tier, t.rate || 0, pct(t.rate) + ' of ' + num(t.visitors, 0)];
+    }), '#1c7c3a');
+  }
+  /** A forest plot in SVG: one row per estimate, its interval as a line, zero dashed. */
+  function forest(box, rows, format) {
+    box.replaceChildren();
+    if (!rows.length) { box.appendChild(el('p', 'Not enough visitors in both arms yet.', 'hint')); return; }
+    var NS = 'http://www.w3.org/2000/svg', W = 640, L = 120, R = 20, H = 26, top = 8;
+    var lo = 0, hi = 0;
+    rows.forEach(function (r) { lo = Math.min(lo, r.lift.absolute.lower); hi = Math.max(hi, r.lift.absolute.upper); });
+    if (hi - lo < 1e-9) { lo -= 0.05; hi += 0.05; }
+    var x = function (v) { return L + ((v - lo) / (hi - lo)) * (W - L - R); };
+    var svg = document.createElementNS(NS, 'svg'), h = top + rows.length * H + 22;
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + h);
+    function add(tag, attrs, text) {
+      var n = document.createElementNS(NS, tag);
+      Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+      if (text != null) n.textContent = text;
+      return svg.appendChild(n);
+    }
+    add('line', { x1: x(0), x2: x(0), y1: top - 4, y2: top + rows.length * H, class: 'zero' });
+    rows.forEach(function (r, i) {
+      var a = r.lift.absolute, y = top + i * H + H / 2;
+      add('text', { x: 0, y: y + 4 }, r.tier);
+      add('line', { x1: x(a.lower), x2: x(a.upper), y1: y, y2: y, class: 'ci' });
+      add('circle', { cx: x(a.estimate), cy: y, r: 5, class: 'est' });
+    });
+    var ay = top + rows.length * H + 16;
+    add('text', { x: x(lo), y: ay, class: 'axis', 'text-anchor': 'start' }, format(lo));
+    add('text', { x: x(0), y: ay, class: 'axis', 'text-anchor': 'middle' }, '0');
+    add('text', { x: x(hi), y: ay, class: 'axis', 'text-anchor': 'end' }, format(hi));
+    box.appendChild(svg);
+  }
   function tiers(ids) {
     var sel = form.elements.tier, keep = sel.value;
     sel.replaceChildren(el('option', 'all tiers'));
@@ -364,7 +430,8 @@
     k.remove.value = (c.consent.sanitise.remove || []).join(', ');
     var list = document.getElementById('cta-list');
     list.replaceChildren();
-    Object.keys(c.cta || {}).sort().forEach(function (name) { ctaRow(list, name, tiers, c.cta[name]); });
+    Object.keys(c.cta || {}).sort().forEach(function (name) { if (name !== 'holdout_percent') ctaRow(list, name, tiers, c.cta[name]); });
+    document.getElementById('set-cta').elements.holdout_percent.value = (c.cta && c.cta.holdout_percent) || 0;
     var t = document.getElementById('conv-table');
     t.replaceChildren();
     var head = t.appendChild(el('thead')).appendChild(el('tr'));
@@ -499,6 +566,7 @@
   /** The input a refusal names (`cta.primary.hot.href`, `conversions[1].stage`, `timezone`), in its form. */
   function fieldInput(form, field) {
     var m;
+    if (field === 'cta.holdout_percent') return form.elements.holdout_percent;
     if ((m = /^cta\.([^.]+)\.([^.]+)(?:\.(text|href))?/.exec(field))) {
       var row = form.querySelector('.cta-row[data-cta="' + CSS.escape(m[1]) + '"][data-tier="' + CSS.escape(m[2]) + '"]');
       return row && row.querySelector('input[name=' + (m[3] || 'text') + ']');
@@ -563,6 +631,8 @@
       if (href) v.href = href;
       (cta[row.dataset.cta] = cta[row.dataset.cta] || {})[row.dataset.tier] = v;
     });
+    var share = e.target.elements.holdout_percent.value.trim();
+    if (share !== '' && share !== '0') cta.holdout_percent = Number(share);
     save(e.target, { cta: Object.keys(cta).length ? cta : null });
   });
   document.getElementById('conv-add').addEventListener('click', function () {
@@ -650,6 +720,7 @@
         allowed(api(base + '/install', token)),
         allowed(api('/v1/reports/stages?' + q + period, token)),
         live ? null : allowed(api(base, token)),
+        allowed(api('/v1/reports/lift?' + q + period, token)),
       ]);
     }).then(function (all) {
       var s = all[0], r = all.slice(1);
@@ -669,6 +740,7 @@
       if (r[1]) { overview(r[1]); channels(r[1]); }
       if (r[2]) { tiers(r[2].tiers); leads(r[2]); }
       if (r[3]) paths(r[3]);
+      if (r[9]) lift(r[9]);
       if (r[4] && r[5]) access(site, r[4], r[5]);
       var role = document.getElementById('role');
       role.hidden = false;

@@ -7,6 +7,7 @@
 use crate::{conv, js, transport};
 use microfunnel_core::consent::{self, Consent, ConsentMode, ExplicitChoice, MinimisePolicy, Purpose, TcfSignal};
 use microfunnel_core::event::MessageId;
+use microfunnel_core::experiment::{self, Arm, HoldoutPercent};
 use microfunnel_core::scoring::{Rules, Scorer};
 use microfunnel_core::url::SanitiseRules;
 use microfunnel_core::{ConsentSignals, Event, Limits, Timestamp};
@@ -47,6 +48,8 @@ pub struct App {
     pub ledger: Vec<String>,
     pub tier: Option<String>,
     pub cta: Value,
+    /// The site's CTA holdout share (`holdout_percent` of its config).
+    pub holdout: HoldoutPercent,
     /// The site's minimisation choices (its extra URL parameters to remove),
     /// from its config: applied before an event leaves the device.
     pub policy: MinimisePolicy,
@@ -107,6 +110,7 @@ pub fn init(cfg: &JsValue) {
         ledger: Vec::new(),
         tier: None,
         cta: Value::Null,
+        holdout: HoldoutPercent::OFF,
         policy: MinimisePolicy::default(),
         config_version: None,
         tier_cbs: Vec::new(),
@@ -356,6 +360,9 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     if let Some(ua) = js::get_str(&nav, "userAgent") {
         ctx.insert("userAgent".into(), Value::String(ua));
     }
+    if let Some(a) = arm(app) {
+        ctx.insert("cta_arm".into(), Value::String(a.as_str().into()));
+    }
     let mut e = Map::new();
     let (ty, name) = match kind {
         Kind::Page => ("page", None),
@@ -467,6 +474,12 @@ fn restore_ledger(app: &mut App) {
 }
 
 /// The current tier (as of now), when scoring is allowed.
+/// This visitor's arm in the site's CTA holdout test (none without a
+/// visitor id, i.e. without analytics consent, or with the test off).
+pub fn arm(app: &App) -> Option<Arm> {
+    experiment::arm_of(&app.site, app.anon.as_deref(), app.holdout)
+}
+
 pub fn current_tier(app: &App) -> Option<String> {
     let now = now_ts()?;
     app.consent.allows(Purpose::Personalization).then(|| app.scorer.tier(now).to_owned())
@@ -503,6 +516,11 @@ pub fn apply_config(app: &mut App, cfg: &Value) {
     if let Some(c) = cfg.get("cta").filter(|c| c.is_object()) {
         app.cta = c.clone();
     }
+    // A share it cannot read is no test: every visitor sees the CTAs by tier.
+    app.holdout = cfg
+        .get("holdout_percent")
+        .and_then(|v| HoldoutPercent::parse("holdout_percent", v).ok())
+        .unwrap_or(HoldoutPercent::OFF);
     let names = |k: &str| -> Vec<String> {
         let list = cfg.get("consent").and_then(|c| c.get("sanitise")).and_then(|s| s.get(k)).and_then(Value::as_array);
         list.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()

@@ -8,6 +8,7 @@
 
 use crate::app::{self, App, Effects};
 use crate::js;
+use microfunnel_core::experiment;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 
@@ -19,8 +20,10 @@ pub fn all(sel: &str) -> Vec<JsValue> {
 
 /// Shows the elements of `tier`, hides the others, swaps CTA variants.
 pub fn show(app: &mut App) {
-    let tier =
-        app::current_tier(app).unwrap_or_else(|| app.scorer.rules().tier_ids().next().unwrap_or("cold").to_owned());
+    let coldest = app.scorer.rules().tier_ids().next().unwrap_or("cold").to_owned();
+    let scored = app::current_tier(app).unwrap_or_else(|| coldest.clone());
+    // The holdout is shown the coldest tier's CTAs whatever its score.
+    let tier = experiment::shown_tier(app::arm(app), &scored, &coldest).to_owned();
     for el in all("[data-mf-tier]") {
         let list = js::call(&el, "getAttribute", &[&js::s("data-mf-tier")]).as_string().unwrap_or_default();
         let on = list.split_whitespace().any(|t| t == tier);

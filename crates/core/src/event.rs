@@ -253,6 +253,11 @@ pub struct Context {
     /// Only authenticated server events may carry it; the browser never does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
+    /// The visitor's arm in the site's CTA holdout test. The browser says
+    /// which CTAs it showed; the collector re-derives it from the visitor id
+    /// and the site's percent and keeps only its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cta_arm: Option<crate::experiment::Arm>,
 }
 
 impl Context {
@@ -286,6 +291,9 @@ impl Context {
         put(&mut m, "userAgent", &self.user_agent);
         if let Some(c) = &self.channel {
             m.insert("channel".into(), Value::String(c.name().into()));
+        }
+        if let Some(a) = self.cta_arm {
+            m.insert("cta_arm".into(), Value::String(a.as_str().into()));
         }
         m
     }
@@ -828,6 +836,14 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Channel::parse(s).map_err(|r| ValidationError::new("context.channel", r))?),
         Some(_) => return err("context.channel", "must be a string"),
+    };
+    ctx.cta_arm = match m.get("cta_arm") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(crate::experiment::Arm::parse)
+                .ok_or_else(|| ValidationError::new("context.cta_arm", "must be `treated` or `holdout`"))?,
+        ),
     };
     Ok(ctx)
 }

@@ -9,6 +9,7 @@ use crate::channel::ChannelRules;
 use crate::consent::{ConsentStamp, MinimisePolicy, Purpose};
 use crate::conversion::Definitions;
 use crate::error::ValidationError;
+use crate::experiment::HoldoutPercent;
 use crate::scoring::{ConversionStages, Rules};
 use crate::url::SanitiseRules;
 use serde_json::{Map, Value, json};
@@ -119,17 +120,29 @@ impl Variant {
 }
 
 /// CTA variants by CTA name (`data-mf-cta`), then tier id; every tier id is
-/// one of the rules' tiers.
+/// one of the rules' tiers. `holdout_percent` (beside the names; 0 = off, at
+/// most 50) is the share of visitors held out of the switching, who see the
+/// coldest tier's CTAs whatever their score, so that lift can be measured.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CtaVariants(BTreeMap<String, BTreeMap<String, Variant>>);
+pub struct CtaVariants {
+    variants: BTreeMap<String, BTreeMap<String, Variant>>,
+    holdout: HoldoutPercent,
+}
+
+/// The key of `cta` that is the holdout's share, not a CTA name.
+pub const HOLDOUT_KEY: &str = "holdout_percent";
 
 impl CtaVariants {
     pub fn get(&self, cta: &str, tier: &str) -> Option<&Variant> {
-        self.0.get(cta).and_then(|t| t.get(tier))
+        self.variants.get(cta).and_then(|t| t.get(tier))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.variants.is_empty()
+    }
+
+    pub fn holdout(&self) -> HoldoutPercent {
+        self.holdout
     }
 
     fn parse(v: &Value, rules: &Rules) -> Res<CtaVariants> {
@@ -138,12 +151,16 @@ impl CtaVariants {
             Value::Object(m) => m,
             _ => return Err(err("cta", "must be an object of CTA names, each an object of tier ids")),
         };
-        if m.len() > MAX_CTAS {
+        let holdout = match m.get(HOLDOUT_KEY) {
+            None | Some(Value::Null) => HoldoutPercent::OFF,
+            Some(v) => HoldoutPercent::parse("cta.holdout_percent", v)?,
+        };
+        if m.keys().filter(|k| *k != HOLDOUT_KEY).count() > MAX_CTAS {
             return Err(err("cta", format!("at most {MAX_CTAS} CTAs")));
         }
         let tiers: Vec<&str> = rules.tier_ids().collect();
         let mut out = BTreeMap::new();
-        for (name, by_tier) in m {
+        for (name, by_tier) in m.iter().filter(|(k, _)| *k != HOLDOUT_KEY) {
             let path = format!("cta.{name}");
             if !is_cta_name(name) {
                 return Err(err(&path, "a CTA name is 1 to 64 characters of a-z, A-Z, 0-9, - and _"));
@@ -161,22 +178,27 @@ impl CtaVariants {
             }
             out.insert(name.clone(), variants);
         }
-        Ok(CtaVariants(out))
+        Ok(CtaVariants { variants: out, holdout })
     }
 
+    /// The stored form: the names' variants, and the holdout when it is on.
     fn to_json(&self) -> Value {
-        if self.0.is_empty() {
-            return Value::Null;
+        let mut m = self.variants_json();
+        if self.holdout != HoldoutPercent::OFF {
+            m.insert(HOLDOUT_KEY.into(), json!(self.holdout.get()));
         }
-        let m: Map<String, Value> = self
-            .0
+        if m.is_empty() { Value::Null } else { Value::Object(m) }
+    }
+
+    /// The variants alone, by name then tier (what the browser swaps in).
+    fn variants_json(&self) -> Map<String, Value> {
+        self.variants
             .iter()
             .map(|(name, tiers)| {
                 let t: Map<String, Value> = tiers.iter().map(|(tier, v)| (tier.clone(), v.to_json())).collect();
                 (name.clone(), Value::Object(t))
             })
-            .collect();
-        Value::Object(m)
+            .collect()
     }
 }
 
@@ -416,7 +438,8 @@ impl SiteConfig {
             "site": site,
             "rules_version": self.rules.version(),
             "rules_compact": self.rules.to_compact(),
-            "cta": self.cta.to_json(),
+            "cta": if self.cta.is_empty() { Value::Null } else { Value::Object(self.cta.variants_json()) },
+            "holdout_percent": self.cta.holdout().get(),
             "consent": {
                 "policy_version": crate::consent::POLICY_VERSION,
                 "sanitise": self.consent.sanitise,

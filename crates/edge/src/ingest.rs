@@ -325,6 +325,10 @@ pub fn check(
         if !minimised.stripped.is_empty() {
             out.stripped += 1;
         }
+        // The arm is the collector's to say, from the id that survived
+        // minimisation (so only with analytics); the browser's claim is dropped.
+        e.context.cta_arm =
+            microfunnel_core::experiment::arm_of(&site.id, e.anonymous_id.as_deref(), site.config.site.cta().holdout());
         // The bot filter has read the User-Agent; reports need only the family.
         e.context.user_agent = e.context.user_agent.as_deref().map(microfunnel_core::pii::browser_family);
         // A proof is a credential: checked here, never stored or forwarded.
@@ -463,7 +467,8 @@ pub async fn store(
         statements.push(
             db.prepare(
                 "INSERT INTO events (site_id, message_id, type, name, visitor_id, anonymous_id, user_id, channel, \
-                 source, ts, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 source, ts, received_at, payload, cta_arm) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
                  ON CONFLICT(site_id, message_id) DO NOTHING",
             )
             .bind(&[
@@ -479,6 +484,7 @@ pub async fn store(
                 js_num(event.timestamp.millis()),
                 js_num(now_ms),
                 payload.as_str().into(),
+                opt(event.context.cta_arm.map(|a| a.as_str())),
             ])?,
         );
         items.push(Ready { event, visitor, payload, proof });

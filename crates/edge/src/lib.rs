@@ -23,6 +23,7 @@ pub mod fuzzing;
 mod health;
 mod ingest;
 mod install;
+mod lift;
 mod ratelimit;
 mod reports;
 mod rule_check;
@@ -91,6 +92,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/kpis", reports::kpis)
         .get_async("/v1/reports/paths", reports::paths)
         .get_async("/v1/reports/stages", reports::stages)
+        .get_async("/v1/reports/lift", lift::get)
         .get_async("/v1/reports/series", series::get)
         .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]

@@ -21,8 +21,8 @@ use worker::{Env, Request, Response, Result, RouteContext, wasm_bindgen::JsValue
 /// A report's request: its site (the credential checked), window and parameters.
 pub(crate) struct Query {
     pub(crate) site: Site,
-    from: i64,
-    to: i64,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
     params: Vec<(String, String)>,
     csv: bool,
 }

@@ -108,6 +108,7 @@ pub fn minimise_with(mut event: Event, consent: &Consent, policy: &MinimisePolic
             ("userId", event.user_id.take().is_some()),
             ("context.userAgent", event.context.user_agent.take().is_some()),
             ("context.locale", event.context.locale.take().is_some()),
+            ("context.cta_arm", event.context.cta_arm.take().is_some()),
         ] {
             if present {
                 stripped.push(name);

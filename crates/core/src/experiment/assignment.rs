@@ -61,6 +61,38 @@ pub enum Arm {
     Holdout,
 }
 
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Treated => "treated",
+            Arm::Holdout => "holdout",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Arm> {
+        match text {
+            "treated" => Some(Arm::Treated),
+            "holdout" => Some(Arm::Holdout),
+            _ => None,
+        }
+    }
+}
+
+/// The arm an event's visitor is in: none while the test is off, or without
+/// a visitor id (which exists only with analytics consent) — such a visitor
+/// is in neither arm and sees the CTAs by tier.
+pub fn arm_of(site_id: &str, anonymous_id: Option<&str>, percent: HoldoutPercent) -> Option<Arm> {
+    let id = anonymous_id.filter(|_| percent.0 > 0)?;
+    Some(assign(site_id, id, percent))
+}
+
+/// The tier whose CTA variants and `[data-mf-tier]` elements a visitor is
+/// shown: the holdout sees the coldest tier's whatever their score, so the
+/// difference between the arms is the switching itself.
+pub fn shown_tier<'a>(arm: Option<Arm>, tier: &'a str, coldest: &'a str) -> &'a str {
+    if arm == Some(Arm::Holdout) { coldest } else { tier }
+}
+
 /// What the hash is taken over, before the ids. Versioned so that a future
 /// change of scheme is a new name, never a silent reshuffle of arms.
 const DOMAIN: &[u8] = b"microfunnel/holdout/v1\0";

@@ -17,7 +17,7 @@ mod counts;
 mod lift;
 mod sequential;
 
-pub use assignment::{Arm, HoldoutPercent, assign, bucket};
+pub use assignment::{Arm, HoldoutPercent, arm_of, assign, bucket, shown_tier};
 pub use calibration::{Calibration, TierRate, calibration};
 pub use counts::Counts;
 pub use lift::{ArmRate, Estimate, Lift, Z_95, lift};

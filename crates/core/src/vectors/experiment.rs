@@ -20,6 +20,16 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
                 "arm": assign(&site, &visitor, percent),
             }))
         }
+        "experiment.shown" => {
+            let site: String = field(input, "site_id")?;
+            let anonymous: Option<String> = field(input, "anonymous_id")?;
+            let percent =
+                HoldoutPercent::parse("percent", input.get("percent").unwrap_or(&Value::Null)).map_err(|e| json!(e))?;
+            let tier: String = field(input, "tier")?;
+            let coldest: String = field(input, "coldest")?;
+            let arm = microfunnel_core::experiment::arm_of(&site, anonymous.as_deref(), percent);
+            Ok(json!({"arm": arm, "shown": microfunnel_core::experiment::shown_tier(arm, &tier, &coldest)}))
+        }
         "experiment.lift" => Ok(json!(lift(counts(input, "treated")?, counts(input, "holdout")?))),
         "experiment.sequential" => {
             let raw: Vec<Value> = field(input, "snapshots")?;
