@@ -291,7 +291,8 @@ test('GET /v1/sites/{site}/config: rules, CTAs and consent policy with ETag, 304
   assert.equal(typeof body.rules_version, 'string');
   assert.equal(typeof body.rules_compact, 'object');
   // Only what the module needs: no rule labels, channel overrides or conversion definitions.
-  assert.deepEqual(Object.keys(body).sort(), ['consent', 'cta', 'rules_compact', 'rules_version', 'site']);
+  assert.deepEqual(Object.keys(body).sort(), ['consent', 'cta', 'holdout_percent', 'rules_compact', 'rules_version', 'site']);
+  assert.equal(body.holdout_percent, 0, 'no CTA holdout unless the site asks for one');
   assert.deepEqual(body.cta, { primary: { hot: { text: 'Call us now', href: '/call' } } });
   // The module applies the site's URL removals itself; DNT is the script tag's (`script_tag`, below).
   assert.deepEqual(body.consent, { policy_version: 1, sanitise: { remove: ['dossier'], keep: [] } });
