@@ -121,7 +121,9 @@
   // labels and figures are text a screen reader reads.
   var PALETTE = ['#2b6cb0', '#c05621', '#2f855a', '#b83280', '#6b46c1', '#b7791f', '#2c7a7b', '#c53030', '#4a5568', '#975a16', '#276749', '#553c9a'];
   var plots = {};
-  function chart(id, labels, series, format, whole) {
+  /** `opt.tick`: an axis label from a label (default: dates as MM-DD, hours as HH:00); `opt.aria`: the chart's text. */
+  function chart(id, labels, series, format, whole, opt) {
+    opt = opt || {};
     var box = document.getElementById(id);
     if (plots[id]) { plots[id].destroy(); delete plots[id]; }
     box.replaceChildren();
@@ -138,7 +140,7 @@
       })),
       axes: [
         // Days as MM-DD, hours as HH:00 (the full label is in the legend).
-        { space: 60, values: function (u, splits) { return splits.map(function (v) { var l = labels[Math.round(v)] || ''; return l.length > 10 ? l.slice(11) : l.slice(5); }); } },
+        { space: 60, values: function (u, splits) { return splits.map(function (v) { var l = labels[Math.round(v)] || ''; return opt.tick ? opt.tick(l) : l.length > 10 ? l.slice(11) : l.slice(5); }); } },
         // Counts of people step by whole numbers: no axis at 0.25 visitor.
         whole ? { values: function (u, splits) { return splits.map(format); }, size: 96, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] }
           : { values: function (u, splits) { return splits.map(format); }, size: 96 },
@@ -146,7 +148,7 @@
     };
     plots[id] = new uPlot(opts, [xs].concat(series.map(function (s) { return s.data; })), box);
     var totals = series.map(function (s) { return s.label + ' ' + format(s.data.reduce(function (a, b) { return a + b; }, 0)); });
-    box.setAttribute('aria-label', 'Totals: ' + totals.join(', '));
+    box.setAttribute('aria-label', opt.aria || 'Totals: ' + totals.join(', '));
   }
   window.addEventListener('resize', function () {
     Object.keys(plots).forEach(function (id) {
@@ -282,6 +284,53 @@
     bars(cal, ((l.calibration && l.calibration.tiers) || []).map(function (t) {
       return [t.tier, t.rate || 0, pct(t.rate) + ' of ' + num(t.visitors, 0)];
     }), '#1c7c3a');
+  }
+  var SEGMENTS = { new: 'New', high_value: 'High value', occasional: 'Occasional', at_risk: 'At risk', lapsed: 'Lapsed' };
+  /** The customer book of the last daily refit: segments as bars, the most valuable customers. */
+  function customers(c) {
+    var hint = document.getElementById('customers-hint'), sm = c.summary;
+    if (!c.fitted_at || !sm) {
+      hint.textContent = 'No customer book yet: it is built each night from the conversions that carry a value.';
+    } else {
+      var bg = sm.fit && sm.fit.bg_nbd;
+      hint.textContent = 'Built ' + when(c.fitted_at) + ' from ' + num(sm.conversions, 0) + ' valued conversions of ' + num(sm.customers, 0) +
+        ' customers. Predicted value: the next ' + num(sm.horizon_days, 0) + ' days' +
+        (bg && bg.params ? ', by the BG/NBD and Gamma-Gamma models fitted on them.' : ' — not yet: ' + (bg ? bg.error : 'no fit') + '; segments go by days since the last purchase.') +
+        (sm.other_currency_conversions ? ' ' + num(sm.other_currency_conversions, 0) + ' conversions in another currency are not counted.' : '');
+    }
+    var box = document.getElementById('segments');
+    box.replaceChildren();
+    bars(box, (c.segments || []).map(function (g) {
+      return [SEGMENTS[g.segment] || g.segment, g.customers, num(g.customers, 0) + ' · ' + money(g.value_minor) + ' to date' +
+        (g.predicted_minor ? ' · ' + money(g.predicted_minor) + ' predicted' : '')];
+    }), '#6b46c1');
+    table('customers', ['Customer', 'Segment', 'First channel', 'Stage', 'Value to date', 'Predicted', 'P(alive)', 'Purchase days', 'Last purchase'],
+      (c.customers || []).map(function (x) {
+        return [{ text: x.visitor_id, cls: 'text' }, { text: SEGMENTS[x.segment] || x.segment, cls: 'text' }, { text: x.first_channel, cls: 'text' },
+          { text: x.stage || '—', cls: 'text' }, money(x.value_minor), x.predicted_minor == null ? '—' : money(x.predicted_minor),
+          pct(x.p_alive), num(x.purchase_days, 0), when(x.last_purchase)];
+      }), 'No customer yet.');
+  }
+  /** Cohort curves: value to date per customer by month since the first purchase, one line per first channel. */
+  function cohorts(c) {
+    var list = c.cohorts || [], longest = 0;
+    list.forEach(function (k) { longest = Math.max(longest, k.months.length); });
+    var labels = [];
+    for (var i = 0; i < longest; i++) labels.push('month ' + i);
+    chart('chart-cohorts', labels, list.map(function (k) {
+      return { label: k.cohort + ' (' + num(k.customers, 0) + ')', data: labels.map(function (_, i) { return k.months[i] ? k.months[i].cumulative_per_customer_minor : null; }) };
+    }), money, false, {
+      tick: function (l) { return l.replace('month ', 'M'); },
+      aria: 'Value per customer after their last observed month: ' + list.map(function (k) {
+        var m = k.months[k.months.length - 1];
+        return k.cohort + ' ' + money(m ? m.cumulative_per_customer_minor : 0);
+      }).join(', '),
+    });
+    table('cohorts', ['Cohort', 'Customers', 'Value', 'Per customer, first month', 'Per customer, to date'], list.map(function (k) {
+      var first = k.months[0], last = k.months[k.months.length - 1];
+      return [{ text: k.cohort, cls: 'text' }, num(k.customers, 0), money(k.value_minor),
+        money(first ? first.cumulative_per_customer_minor : 0), money(last ? last.cumulative_per_customer_minor : 0)];
+    }), 'No valued conversion yet.');
   }
   /** A forest plot in SVG: one row per estimate, its interval as a line, zero dashed. */
   function forest(box, rows, format) {
@@ -721,6 +770,8 @@
         allowed(api('/v1/reports/stages?' + q + period, token)),
         live ? null : allowed(api(base, token)),
         allowed(api('/v1/reports/lift?' + q + period, token)),
+        allowed(api('/v1/reports/customers?' + q + '&limit=20', token)),
+        allowed(api('/v1/reports/cohorts?' + q + '&by=first_channel', token)),
       ]);
     }).then(function (all) {
       var s = all[0], r = all.slice(1);
@@ -741,6 +792,9 @@
       if (r[2]) { tiers(r[2].tiers); leads(r[2]); }
       if (r[3]) paths(r[3]);
       if (r[9]) lift(r[9]);
+      show('customers', !!r[10]);
+      if (r[10]) customers(r[10]);
+      if (r[11]) cohorts(r[11]);
       if (r[4] && r[5]) access(site, r[4], r[5]);
       var role = document.getElementById('role');
       role.hidden = false;

@@ -6,6 +6,7 @@
 //! [`SiteConfig::browser_config`], derived here and nowhere else.
 
 use crate::channel::ChannelRules;
+use crate::clv::segment::SegmentRules;
 use crate::consent::{ConsentStamp, MinimisePolicy, Purpose};
 use crate::conversion::Definitions;
 use crate::error::ValidationError;
@@ -18,7 +19,8 @@ use std::collections::BTreeMap;
 type Res<T> = Result<T, ValidationError>;
 
 /// The top-level fields of a configuration document.
-pub const FIELDS: [&str; 7] = ["rules", "cta", "consent", "channels", "conversions", "attribution", "timezone"];
+pub const FIELDS: [&str; 8] =
+    ["rules", "cta", "consent", "channels", "conversions", "attribution", "timezone", "customers"];
 /// At most this many named CTAs, and this many characters of button text.
 pub const MAX_CTAS: usize = 50;
 pub const MAX_CTA_TEXT: usize = 200;
@@ -269,6 +271,8 @@ pub struct SiteConfig {
     attribution: AttributionOptions,
     /// The IANA time zone the site's days and hours are counted in.
     timezone: String,
+    /// Customer segment thresholds and the value prediction's horizon.
+    customers: SegmentRules,
 }
 
 impl Default for SiteConfig {
@@ -286,6 +290,7 @@ impl Default for SiteConfig {
             stages,
             attribution: AttributionOptions::default(),
             timezone: "UTC".into(),
+            customers: SegmentRules::default(),
         }
     }
 }
@@ -389,7 +394,19 @@ impl SiteConfig {
             Value::String(t) if is_timezone_name(&t) => t,
             _ => return Err(err("timezone", "an IANA time zone name such as Europe/Paris")),
         };
-        Ok(SiteConfig { custom_rules, rules, cta, consent, channels, conversions, stages, attribution, timezone })
+        let customers = SegmentRules::from_json(&field("customers"))?;
+        Ok(SiteConfig {
+            custom_rules,
+            rules,
+            cta,
+            consent,
+            channels,
+            conversions,
+            stages,
+            attribution,
+            timezone,
+            customers,
+        })
     }
 
     /// This configuration with the top-level fields of `changes` replaced
@@ -424,6 +441,7 @@ impl SiteConfig {
                 "merge_on_email": self.attribution.merge_on_email,
             },
             "timezone": self.timezone,
+            "customers": self.customers.to_json(),
         })
     }
 
@@ -488,6 +506,9 @@ impl SiteConfig {
     }
     pub fn timezone(&self) -> &str {
         &self.timezone
+    }
+    pub fn customers(&self) -> &SegmentRules {
+        &self.customers
     }
 }
 

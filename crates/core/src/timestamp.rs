@@ -166,6 +166,11 @@ fn parse_rfc3339(b: &[u8]) -> Option<(i64, i64)> {
     Some((secs, milli))
 }
 
+/// `(year, month 1–12, day)` of a UTC day number (days since the epoch).
+pub fn civil_date(day: i64) -> (i64, i64, i64) {
+    days_from_civil_parts(day)
+}
+
 /// `(year, month, day)` of a day number (civil_from_days).
 fn days_from_civil_parts(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;

@@ -1,7 +1,7 @@
 //! The daily cron: each site's `retention_days` reaches every place data
 //! lives — the D1 tables keyed by visitor (raw events, sessions,
-//! conversions and their credits, visitors who went quiet and their
-//! identity links) and the visitors' Durable Objects (their ledger, journey
+//! conversions and their credits, customers, visitors who went quiet and
+//! their identity links) and the visitors' Durable Objects (their ledger, journey
 //! and sessions; an object left empty deletes itself). Delivery-log rows go
 //! after 30 days.
 //!
@@ -46,6 +46,13 @@ const PURGES: &[(&str, &str)] = &[
         "conversions",
         "DELETE FROM conversions WHERE rowid IN (SELECT v.rowid FROM conversions v JOIN sites s ON s.id = v.site_id \
          WHERE v.ts < ?1 - s.retention_days * ?2 LIMIT ?3)",
+    ),
+    // A customer whose last purchase is past the retention (their
+    // conversions go above; the next refit would drop them too).
+    (
+        "customers",
+        "DELETE FROM customers WHERE rowid IN (SELECT c.rowid FROM customers c JOIN sites s ON s.id = c.site_id \
+         WHERE c.last_ts < ?1 - s.retention_days * ?2 LIMIT ?3)",
     ),
     (
         "identities",

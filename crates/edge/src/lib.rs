@@ -16,6 +16,7 @@ mod config;
 mod conversions;
 mod cors;
 mod cron;
+mod customers;
 mod errors;
 mod events;
 #[cfg(feature = "fuzzing")]
@@ -93,6 +94,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/paths", reports::paths)
         .get_async("/v1/reports/stages", reports::stages)
         .get_async("/v1/reports/lift", lift::get)
+        .get_async("/v1/reports/customers", customers::report)
+        .get_async("/v1/reports/cohorts", customers::cohorts)
         .get_async("/v1/reports/series", series::get)
         .get_async("/v1/leads", reports::leads);
     #[cfg(feature = "test-routes")]
@@ -127,5 +130,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match cron::purge(&env).await {
         Ok(report) => worker::console_log!("cron purge: {report}"),
         Err(e) => worker::console_error!("cron purge failed: {}", e.message),
+    }
+    // After the purge, so a book never holds what retention just removed.
+    match customers::refit_due(&env, None).await {
+        Ok(report) => worker::console_log!("cron customers refit: {report}"),
+        Err(e) => worker::console_error!("cron customers refit failed: {}", e.message),
     }
 }

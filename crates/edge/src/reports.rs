@@ -28,6 +28,11 @@ pub(crate) struct Query {
 }
 
 impl Query {
+    /// `Accept: text/csv` was asked for.
+    pub(crate) fn csv(&self) -> bool {
+        self.csv
+    }
+
     pub(crate) fn param(&self, key: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -478,7 +483,7 @@ async fn kpis_inner(req: &Request, env: &Env) -> ApiResult<Response> {
     Ok(Response::from_json(&body)?)
 }
 
-fn limit(q: &Query, default: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn limit(q: &Query, default: i64, max: i64) -> ApiResult<i64> {
     match q.param("limit") {
         None => Ok(default),
         Some(l) => l

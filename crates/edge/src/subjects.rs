@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use worker::{D1Database, Env, Request, Response, Result, RouteContext};
 
 /// Tables holding rows about a visitor, and the column naming it.
-const VISITOR_TABLES: &[&str] = &["visitors", "sessions", "identities", "conversions", "credits", "webhook_deliveries"];
+const VISITOR_TABLES: &[&str] =
+    &["visitors", "sessions", "identities", "conversions", "credits", "webhook_deliveries", "customers"];
 
 struct Subject {
     site: Site,

@@ -3,7 +3,8 @@
 //!
 //! `POST /__test/vectors` runs one golden-vector file through the core inside
 //! workerd and returns the report, so the same files are proven natively, in
-//! Chromium and here. `POST /__test/cron` runs the daily purge.
+//! Chromium and here. `POST /__test/cron?site=` runs the daily purge and
+//! customer refit (`site`: that site's refit, however fresh its book).
 //! `POST /__test/stale-batch` stores a browser batch as one that resolved its
 //! ids just before a merge would.
 
@@ -33,7 +34,17 @@ pub async fn cron(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     if off_loopback(&req) {
         return crate::errors::not_found();
     }
-    crate::errors::reply(crate::cron::purge(&ctx.env).await.and_then(|v| Ok(Response::from_json(&v)?)))
+    // `?site=`: refit that site's customers whatever the age of its book.
+    let site = req.url()?.query_pairs().find(|(k, _)| k == "site").map(|(_, v)| v.into_owned());
+    let result = async {
+        let mut report = crate::cron::purge(&ctx.env).await?;
+        if let serde_json::Value::Object(m) = &mut report {
+            m.insert("customers".into(), crate::customers::refit_due(&ctx.env, site.as_deref()).await?);
+        }
+        Ok(Response::from_json(&report)?)
+    }
+    .await;
+    crate::errors::reply(result)
 }
 
 /// `POST /__test/stale-batch` `{site, batch, resolved: {id: visitor}}`: the

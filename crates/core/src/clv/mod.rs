@@ -2,11 +2,16 @@
 //! BG/NBD for repeat purchases and Gamma-Gamma for spend, fitted by maximum
 //! likelihood with a deterministic optimiser, on RFM summaries built from a
 //! site's conversions. Predictions per customer: P(alive), expected purchases
-//! and expected value over a horizon.
+//! and expected value over a horizon; segments by a site's rules
+//! ([`segment`]), the book that judges a site's customers ([`book`]) and the
+//! value curves of cohorts ([`cohort`]).
 
 mod bgnbd;
+pub mod book;
+pub mod cohort;
 mod gamma_gamma;
 mod optimise;
+pub mod segment;
 mod special;
 mod summary;
 

@@ -23,6 +23,7 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
                 "conversions": c.conversions().iter().map(|d| d.event.as_str()).collect::<Vec<_>>(),
                 "attribution": stored["attribution"],
                 "timezone": c.timezone(),
+                "customers": stored["customers"],
                 "browser_keys": browser.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
                 "browser_consent": browser["consent"],
                 "script_tag": c.script_tag("https://c.example", "s"),

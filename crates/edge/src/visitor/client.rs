@@ -239,6 +239,9 @@ async fn rekey(env: &Env, site: &str, from: &str, into: &str) -> ApiResult<()> {
     );
     let gone = [site.into(), from.into()];
     statements.push(db.prepare("DELETE FROM visitors WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
+    // `from`'s customer row was judged on half the history: the next refit
+    // judges the merged visitor on all of it.
+    statements.push(db.prepare("DELETE FROM customers WHERE site_id = ?1 AND visitor_id = ?2").bind(&gone)?);
     db.batch(statements).await?;
     Ok(())
 }
