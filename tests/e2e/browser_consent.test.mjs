@@ -213,6 +213,39 @@ test('SPA navigation: pushState and popstate send page views, replaceState to th
   await context.close();
 });
 
+test('titles over the limit in Greek, Cyrillic and Japanese are clipped on a character boundary, and the page view is still stored', async () => {
+  const { context, page, batches } = await open();
+  const titles = {
+    el: 'Δικηγορικό γραφείο Αθηνών '.repeat(8),
+    ru: 'Юридическая фирма «Право» '.repeat(8),
+    ja: '法律事務所の無料相談'.repeat(9), // 90 characters, 270 bytes
+  };
+  await goto(page, base + '/demo/');
+  await page.evaluate(() => mf('consent', { analytics: true }));
+  await until(() => batches.length > 0);
+  for (const [lang, title] of Object.entries(titles)) {
+    assert.ok(Buffer.byteLength(title) > 256, lang);
+    await page.evaluate(([l, t]) => {
+      document.title = t;
+      history.pushState({}, '', '/demo/title-' + l);
+    }, [lang, title]);
+  }
+  const views = () => events(batches).filter((e) => e.type === 'page' && e.context.page.path.startsWith('/demo/title-'));
+  await until(() => views().length >= 3);
+  for (const v of views()) {
+    const lang = v.context.page.path.slice('/demo/title-'.length);
+    const sent = v.context.page.title;
+    assert.ok(titles[lang].startsWith(sent), `${lang}: a prefix of the page's title, whole characters`);
+    const bytes = Buffer.byteLength(sent);
+    assert.ok(bytes <= 256 && bytes > 252, `${lang}: ${bytes} bytes, as much as the limit allows`);
+  }
+  const ids = views().map((v) => q(v.messageId)).join(', ');
+  const stored = () => d1(`SELECT json_extract(payload, '$.context.page.title') AS title FROM events WHERE site_id = 'demo' AND message_id IN (${ids})`);
+  await until(() => stored().length === 3, 15000);
+  assert.deepEqual(stored().map((r) => r.title).sort(), views().map((v) => v.context.page.title).sort());
+  await context.close();
+});
+
 /**
  * A stand-in collector on another port that records every batch body it
  * receives. Beacons sent while a page unloads are invisible to Playwright's

@@ -6,7 +6,7 @@
 
 use crate::{conv, js, transport};
 use microfunnel_core::consent::{self, Consent, ConsentMode, ExplicitChoice, MinimisePolicy, Purpose, TcfSignal};
-use microfunnel_core::event::MessageId;
+use microfunnel_core::event::{MessageId, clip};
 use microfunnel_core::experiment::{self, Arm, HoldoutPercent};
 use microfunnel_core::scoring::{Rules, Scorer};
 use microfunnel_core::url::SanitiseRules;
@@ -277,11 +277,14 @@ pub fn read_campaign(app: &mut App) {
                 app.click_ids.clear();
                 found = true;
             }
-            app.campaign.insert(k.to_owned(), Value::String(v));
+            app.campaign.insert(k.to_owned(), Value::String(clip(&v, Limits::DEFAULT.max_string).into()));
         }
     }
     for k in microfunnel_core::channel::ClickId::ALL.map(|c| c.name()) {
-        if let Some(v) = js::call(&params, "get", &[&js::s(k)]).as_string() {
+        // A click id over the limit is not one the ad platform issued: dropped, not cut.
+        if let Some(v) =
+            js::call(&params, "get", &[&js::s(k)]).as_string().filter(|v| v.len() <= Limits::DEFAULT.max_id)
+        {
             app.click_ids.insert(k.to_owned(), Value::String(v));
         }
     }
@@ -336,15 +339,19 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
     let doc = js::g("document");
     let nav = js::g("navigator");
     let mut page = Map::new();
+    // Each field clipped to the collector's limit: one over it would have
+    // the whole event refused.
+    let lim = &Limits::DEFAULT;
     let url = js::get_str(&loc, "href").unwrap_or_default();
+    let url = clip(&url, lim.max_url).to_owned();
     page.insert("url".into(), Value::String(url.clone()));
-    page.insert("path".into(), Value::String(js::get_str(&loc, "pathname").unwrap_or_default()));
+    let path = js::get_str(&loc, "pathname").unwrap_or_default();
+    page.insert("path".into(), Value::String(clip(&path, lim.max_url).into()));
     if !app.referrer.is_empty() {
-        page.insert("referrer".into(), Value::String(app.referrer.clone()));
+        page.insert("referrer".into(), Value::String(clip(&app.referrer, lim.max_url).into()));
     }
     if let Some(title) = js::get_str(&doc, "title").filter(|s| !s.is_empty()) {
-        let title: String = title.chars().take(200).collect();
-        page.insert("title".into(), Value::String(title));
+        page.insert("title".into(), Value::String(clip(&title, lim.max_string).into()));
     }
     let mut ctx = Map::new();
     ctx.insert("page".into(), Value::Object(page));
@@ -358,7 +365,7 @@ pub fn emit(app: &mut App, kind: Kind<'_>, props: Value, traits: Value, fx: &mut
         ctx.insert("locale".into(), Value::String(l));
     }
     if let Some(ua) = js::get_str(&nav, "userAgent") {
-        ctx.insert("userAgent".into(), Value::String(ua));
+        ctx.insert("userAgent".into(), Value::String(clip(&ua, lim.max_user_agent).into()));
     }
     if let Some(a) = arm(app) {
         ctx.insert("cta_arm".into(), Value::String(a.as_str().into()));

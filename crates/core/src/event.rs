@@ -398,6 +398,19 @@ impl Default for Limits {
     }
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary. What the browser captures (a title, a campaign name)
+/// is clipped to the collector's limit with this before it is sent: a field
+/// over the limit would have the whole event refused, and a cut inside a
+/// multi-byte character would not be UTF-8.
+pub fn clip(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
 /// Top-level fields accepted and dropped: Segment libraries send them, we need
 /// none of them (`channel` is derived by us, never trusted from the client;
 /// `receivedAt` is ours to set; `originalTimestamp` only corrects the clock).
@@ -850,8 +863,21 @@ fn parse_context(v: &Value, limits: &Limits) -> Res<Context> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Event, Limits, MessageId};
+    use super::{Event, Limits, MessageId, clip};
     use crate::Timestamp;
+
+    #[test]
+    fn clipped_text_is_within_the_limit_and_whole_characters() {
+        // 88 Japanese characters are 264 bytes: over the title limit.
+        let title = "法律事務所".repeat(18);
+        let c = clip(&title, Limits::DEFAULT.max_string);
+        assert_eq!(c.len(), 255, "85 characters of 3 bytes");
+        assert!(title.starts_with(c));
+        assert_eq!(clip("Ελληνικά", 3), "Ε");
+        assert_eq!(clip("Кириллица", 1), "");
+        assert_eq!(clip("short", 256), "short");
+        assert_eq!(clip("🙂🙂", 7), "🙂");
+    }
 
     #[test]
     fn stored_events_are_read_without_the_clock_rules() {
