@@ -353,7 +353,7 @@ test('a script injection attempt in the CTA config renders as inert text', async
       status: 200,
       contentType: 'application/json',
       body: JSON.stringify({
-        rules_version: 'default-1',
+        rules_version: 'default-2',
         cta: {
           primary: { cold: { text: '<img src=x onerror="window.__pwned=1">Guide', href: 'javascript:window.__pwned=2' } },
         },

@@ -336,18 +336,18 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
 
   // The rule file as TOML: a mistake is shown at its line, a journey is scored, then it is saved.
   const editor = page.locator('#set-rules textarea[name=text]');
-  await until(async () => (await editor.inputValue()).includes('version = "default-1"'));
+  await until(async () => (await editor.inputValue()).includes('version = "default-2"'));
   const toml = await editor.inputValue();
   // The pricing page's points, in its own table of the file.
   const at = toml.indexOf('[actions.web.pricing_view]');
   assert.ok(at >= 0, toml);
   const cut = toml.indexOf('points = 15\n', at);
-  const broken = (toml.slice(0, cut) + 'points = "lots"\n' + toml.slice(cut + 'points = 15\n'.length)).replace('version = "default-1"', 'version = "cabinet-2"');
+  const broken = (toml.slice(0, cut) + 'points = "lots"\n' + toml.slice(cut + 'points = 15\n'.length)).replace('version = "default-2"', 'version = "cabinet-2"');
   assert.notEqual(broken, toml);
   await editor.fill(broken);
   await page.click('#set-rules button[type=submit]');
   await until(async () => (await page.locator('#rules-errors li').count()) > 0);
-  assert.equal((await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json()).effective_rules.version, 'default-1', 'a file with an error saves nothing');
+  assert.equal((await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json()).effective_rules.version, 'default-2', 'a file with an error saves nothing');
   await page.click('#rules-check');
   const errors = page.locator('#rules-errors li');
   await until(async () => (await errors.count()) > 0);
@@ -359,14 +359,14 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   await page.click('#rules-check');
   const result = page.locator('#rules-result');
   await until(async () => result.isVisible());
-  assert.match(await result.textContent(), /^Valid: rules version cabinet-2, 21 actions, tiers cold, warm, hot, very_hot\. This journey scores 55 \(hot\)\.$/);
+  assert.match(await result.textContent(), /^Valid: rules version cabinet-2, 25 actions, tiers cold, warm, hot, very_hot\. This journey scores 55 \(hot\)\.$/);
   await page.click('#set-rules button[type=submit]');
   await until(async () => (await page.locator('#set-rules .saved').textContent()) === 'Saved.');
   const site2 = await (await fetch(`${base}/v1/sites/${site.id}`, { headers: admin })).json();
   assert.equal(site2.effective_rules.version, 'cabinet-2');
   assert.equal(site2.config.rules.version, 'cabinet-2');
   const scored = () => d1(`SELECT score_milli, rules_version FROM visitors WHERE site_id = ${q(site.id)} AND visitor_id = ${q(reader)}`)[0];
-  assert.deepEqual(scored(), { score_milli: 15000, rules_version: 'default-1' }, 'scored under the old rules until it acts');
+  assert.deepEqual(scored(), { score_milli: 15000, rules_version: 'default-2' }, 'scored under the old rules until it acts');
   const next = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { origin: ORIGIN }, body: JSON.stringify({ site: site.id,
     batch: [{ type: 'page', anonymousId: reader, messageId: randomUUID(), timestamp: new Date().toISOString(), consent, context: { page: { path: '/', url: `${ORIGIN}/` } } }] }) });
   assert.equal(next.status, 200, await next.text());

@@ -1,11 +1,13 @@
 //! Automatic capture, installed once on the first grant: page views (SPA
 //! aware), tagged clicks, outbound links and downloads, form submissions
-//! (ids and names only, never values), scroll depth, engaged time, CTA
+//! (ids and names only, never values), contact intent (phone, e-mail and
+//! messaging links, booking widgets: the kind only), scroll depth, engaged time, CTA
 //! impressions and clicks, and the page-hide flush.
 
 use crate::app::{self, App, Effects, Kind, Spa};
 use crate::{conv, cta, js, transport};
 use js_sys::Function;
+use microfunnel_core::intent;
 use serde_json::{Map, Value};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -159,6 +161,29 @@ pub fn install(spa: Spa) {
         })
     });
     js::listen(&win, "online", false, |_| run(|a, _| transport::online(a)));
+    js::listen(&win, "message", false, booking);
+}
+
+/// A booking widget's message (Calendly, Cal.com embeds): `Booking
+/// Scheduled {provider}`, nothing of the invitee or the slot.
+fn booking(e: JsValue) {
+    let origin = js::get_str(&e, "origin").unwrap_or_default();
+    let data = js::get(&e, "data");
+    if !data.is_object() {
+        return;
+    }
+    let (event, originator, kind) =
+        (js::get_str(&data, "event"), js::get_str(&data, "originator"), js::get_str(&data, "type"));
+    let m = intent::Message {
+        origin: &origin,
+        event: event.as_deref(),
+        originator: originator.as_deref(),
+        kind: kind.as_deref(),
+    };
+    if let Some(i) = intent::message(m) {
+        let (k, v) = i.property();
+        run(|a, fx| app::emit(a, Kind::Track(i.event()), props(&[(k, Value::String(v.into()))]), Value::Null, fx));
+    }
 }
 
 /// Engaged time (visible time since the last report), sent when hidden.
@@ -220,7 +245,11 @@ fn click(e: JsValue) {
     }
     let event = attr(&el, "data-mf-event");
     let cta_name = attr(&el, "data-mf-cta");
-    let href = js::get_str(&el, "href").filter(|h| h.starts_with("http"));
+    let href = js::get_str(&el, "href");
+    // A contact link is sent as its kind alone: not as an outbound link,
+    // whose URL would carry the number or the address.
+    let contact = href.as_deref().and_then(intent::link);
+    let href = href.filter(|h| contact.is_none() && h.starts_with("http"));
     run(|a, fx| {
         let mut urgent = false;
         if let Some(name) = cta_name {
@@ -233,6 +262,11 @@ fn click(e: JsValue) {
         }
         if let Some(name) = event {
             app::emit(a, Kind::Track(&name), Value::Object(p.clone()), Value::Null, fx);
+        }
+        if let Some(i) = contact {
+            let (k, v) = i.property();
+            app::emit(a, Kind::Track(i.event()), props(&[(k, Value::String(v.into()))]), Value::Null, fx);
+            urgent = true;
         }
         if let Some(h) = href {
             let host = js::get_str(&js::g("location"), "host").unwrap_or_default();

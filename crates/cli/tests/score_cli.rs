@@ -49,7 +49,7 @@ fn rules_check_accepts_the_default_file() {
     assert!(o.status.success(), "{o:?}");
     assert!(
         stdout(&o).contains(
-            "ok (version default-1, 21 actions, tiers cold, warm, hot, very_hot, stages lead → qualified → client)"
+            "ok (version default-2, 25 actions, tiers cold, warm, hot, very_hot, stages lead → qualified → client)"
         ),
         "{}",
         stdout(&o)
@@ -94,14 +94,14 @@ fn score_prints_the_explained_score() {
     // 15 + 25 = 40, then 8 days after 10:05: one week, −2. No fit rules by default.
     assert_eq!(v["score"], 38);
     assert_eq!(v["tier"], "warm");
-    assert_eq!(v["rules_version"], "default-1");
+    assert_eq!(v["rules_version"], "default-2");
     assert_eq!(v["drivers"][2]["reason"], "no_consent");
 }
 
 #[test]
 fn score_uses_a_rule_file() {
     let mut rules = std::fs::read_to_string(default_toml()).unwrap();
-    rules = rules.replace("version = \"default-1\"", "version = \"site-7\"");
+    rules = rules.replace("version = \"default-2\"", "version = \"site-7\"");
     rules.push_str("\n[fit.decision_maker]\ntrait = \"role\"\nin = [\"ceo\"]\npoints = 20\n");
     let rules = temp("site.toml", &rules);
     let events = temp("events2.ndjson", &events());

@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod experiment;
 pub mod identity;
+pub mod intent;
 pub mod money;
 pub mod pii;
 pub mod scoring;

@@ -11,6 +11,7 @@ use crate::consent::{ConsentStamp, MinimisePolicy, Purpose};
 use crate::conversion::Definitions;
 use crate::error::ValidationError;
 use crate::experiment::HoldoutPercent;
+use crate::intent::Intent;
 use crate::scoring::{ConversionStages, Rules};
 use crate::url::SanitiseRules;
 use serde_json::{Map, Value, json};
@@ -494,6 +495,14 @@ impl SiteConfig {
     pub fn channels(&self) -> &ChannelRules {
         &self.channels
     }
+    /// The contact intents the browser captures (`intent`) that the site
+    /// does not count yet, as conversion definitions it can add as they are:
+    /// no value, the rules' lead stage.
+    pub fn suggested_conversions(&self) -> Value {
+        let missing = Intent::EVENTS.iter().filter(|e| self.conversions.find(e).is_none());
+        Value::Array(missing.map(|e| json!({ "event": e })).collect())
+    }
+
     pub fn conversions(&self) -> &Definitions {
         &self.conversions
     }

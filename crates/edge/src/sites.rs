@@ -168,6 +168,7 @@ impl Site {
             // The rule document in force (the defaults when `rules` is null).
             "effective_rules": self.config.site.rules().to_json(),
             "script_tag": self.config.site.script_tag(collector, &self.id),
+            "suggested_conversions": self.config.site.suggested_conversions(),
         })
     }
 }

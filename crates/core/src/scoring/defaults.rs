@@ -5,6 +5,7 @@
 use super::glob::Glob;
 use super::rules::{Action, Decay, Frequency, Matcher, Rules, Stage, Tier, VelocityRules, assemble};
 use crate::Timestamp;
+use crate::intent;
 
 use Frequency::{OncePerSession as Session, OncePerVisitor as Visitor, PerDay};
 
@@ -15,11 +16,27 @@ enum M {
 }
 
 /// (id, label, points, frequency, matchers), as in `default.toml`.
-const ACTIONS: [(&str, &str, i64, Frequency, &[M]); 21] = [
+const ACTIONS: [(&str, &str, i64, Frequency, &[M]); 25] = [
     ("web.home_view", "home page view", 1, Session, &[M::Page("/")]),
     ("web.blog_read", "blog article read", 3, PerDay(5), &[M::Page("/blog/**")]),
     ("web.pricing_view", "pricing page view", 15, Session, &[M::Page("/pricing"), M::Page("/pricing/**")]),
     ("web.buy_click", "click on Buy / Book", 25, Session, &[M::Element("buy"), M::Element("book")]),
+    ("web.phone_click", "click on a phone or SMS link", 20, Session, &[M::Event(intent::PHONE_LINK_CLICKED)]),
+    ("web.email_click", "click on an e-mail address", 15, Session, &[M::Event(intent::EMAIL_ADDRESS_CLICKED)]),
+    (
+        "web.messaging_click",
+        "click on a WhatsApp, Signal or Telegram link",
+        20,
+        Session,
+        &[M::Event(intent::MESSAGING_LINK_CLICKED)],
+    ),
+    (
+        "web.booking",
+        "appointment booked in an embedded calendar",
+        40,
+        PerDay(1),
+        &[M::Event(intent::BOOKING_SCHEDULED)],
+    ),
     ("email.open", "email open", 2, PerDay(3), &[M::Event("Email Opened")]),
     ("email.click", "email link click", 8, PerDay(3), &[M::Event("Email Link Clicked")]),
     ("email.reply", "direct reply to an email", 20, PerDay(1), &[]),
@@ -69,7 +86,7 @@ fn rules() -> Rules {
         .collect();
     let (actions, by_event, by_element, pages) = assemble(parsed);
     Rules {
-        version: "default-1".to_owned(),
+        version: "default-2".to_owned(),
         session_timeout_ms: 30 * 60_000,
         actions,
         by_event,
@@ -119,7 +136,7 @@ mod tests {
     #[test]
     fn default_set_has_the_doc_tables() {
         let r = Rules::default_rules();
-        assert_eq!(r.actions.iter().filter(|a| a.points > 0).count(), 17);
+        assert_eq!(r.actions.iter().filter(|a| a.points > 0).count(), 21);
         assert_eq!(r.actions.iter().filter(|a| a.points < 0).count(), 4);
         assert_eq!(r.tier_ids().collect::<Vec<_>>(), ["cold", "warm", "hot", "very_hot"]);
         let stages: Vec<_> = r.stages().iter().map(|s| (s.id(), s.min_score(), s.any_conversion())).collect();

@@ -19,6 +19,7 @@ mod conversion;
 mod event;
 mod experiment;
 mod identity;
+mod intent;
 mod money;
 mod pii;
 mod scoring;
@@ -85,6 +86,7 @@ pub fn evaluate(suite: &str, input: &Value) -> Value {
         Some("clv") => clv::case(suite, input),
         Some("url") => url::case(suite, input),
         Some("identity") => identity::case(suite, input),
+        Some("intent") => intent::case(suite, input),
         Some("pii") => pii::case(suite, input),
         Some("scoring") => scoring::case(suite, input),
         Some("attribution") => attribution::case(suite, input),
