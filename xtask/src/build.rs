@@ -1,8 +1,11 @@
 //! Builds: the browser module (wasm-bindgen `--target web` into `www/pkg/`,
 //! then wasm-opt) and the Worker (worker-build into `crates/edge/build/`, or
-//! `build-test/` with the test-only routes). A build whose output is newer
-//! than every input is skipped, because wrangler runs the Worker's build
-//! command on each start.
+//! `build-test/` with the test-only routes). A build is skipped when its
+//! stamp — written only once every step succeeded, naming how it was built —
+//! is newer than every input, because wrangler runs the Worker's build
+//! command on each start. A failed step leaves no stamp (the next build
+//! starts over) and, for the module, nothing new in `www/pkg/`: its steps run
+//! in a staging directory whose files move in only at the end.
 
 use crate::util::{cargo_bin_dir, newest_mtime, node_bin, root, run, tool_env};
 use std::path::Path;
@@ -34,12 +37,56 @@ pub fn dashboard_vendor() -> Result<(), String> {
     Ok(())
 }
 
-fn fresh(output: &Path, inputs: &[&str]) -> bool {
-    let Some(out) = std::fs::metadata(output).and_then(|m| m.modified()).ok() else {
+/// Whether the build `stamp` stands for is current: the stamp says it was
+/// built as `how`, and no input is newer than it.
+fn fresh(stamp: &Path, how: &str, inputs: &[&str]) -> bool {
+    if std::fs::read_to_string(stamp).ok().as_deref() != Some(how) {
+        return false;
+    }
+    let Some(out) = std::fs::metadata(stamp).and_then(|m| m.modified()).ok() else {
         return false;
     };
     let root = root();
     inputs.iter().all(|i| newest_mtime(&root.join(i)).is_none_or(|t| t <= out))
+}
+
+/// Runs `build` with the stamp removed, and writes it (`how`) only if
+/// `build` succeeded: an interrupted or failed build is never taken as fresh.
+fn stamped(stamp: &Path, how: &str, build: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    match std::fs::remove_file(stamp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing {}: {e}", stamp.display())),
+    }
+    build()?;
+    std::fs::write(stamp, how).map_err(|e| format!("writing {}: {e}", stamp.display()))
+}
+
+/// Runs `steps` in a fresh staging directory beside `out_dir`, then moves
+/// `files` from it into `out_dir`; on any error `out_dir` is left as it was
+/// and the staging directory is removed.
+fn staged(out_dir: &Path, files: &[String], steps: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let name = out_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = out_dir.with_file_name(format!(".{name}.staging"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = std::fs::create_dir_all(&staging)
+        .map_err(|e| format!("creating {}: {e}", staging.display()))
+        .and_then(|()| steps(&staging))
+        .and_then(|()| {
+            for f in files {
+                if !staging.join(f).is_file() {
+                    return Err(format!("the build made no {f}"));
+                }
+            }
+            std::fs::create_dir_all(out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+            for f in files {
+                std::fs::rename(staging.join(f), out_dir.join(f))
+                    .map_err(|e| format!("moving {f} into {}: {e}", out_dir.display()))?;
+            }
+            Ok(())
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }
 
 const CORE_INPUTS: [&str; 3] = ["crates/core", "Cargo.lock", "Cargo.toml"];
@@ -53,25 +100,24 @@ pub fn worker(mode: Mode) -> Result<(), String> {
     if mode == Mode::Production {
         production_assets(&root().join("www"), &edge.join("build/www"))?;
     }
-    let marker = edge.join(out_dir).join("index.js");
-    if fresh(&marker, &[&CORE_INPUTS[..], &["crates/edge"]].concat()) {
+    // Beside the output, not in it: worker-build may empty its directory.
+    let stamp = edge.join(format!(".{out_dir}.stamp"));
+    let how = format!("worker-build {out_dir}");
+    if fresh(&stamp, &how, &[&CORE_INPUTS[..], &["crates/edge"]].concat())
+        && edge.join(out_dir).join("index.js").is_file()
+    {
         println!("build: Worker ({mode:?}) is up to date");
         return Ok(());
     }
     println!("build: Worker ({mode:?}) with worker-build");
-    let mut cmd = Command::new(cargo_bin_dir().join("worker-build"));
-    cmd.current_dir(&edge).args(["--release", "--out-dir", out_dir]);
-    if mode == Mode::Test {
-        cmd.args(["--", "--features", "test-routes"]);
-    }
-    run(tool_env(&mut cmd))?;
-    // Touch the marker so an up-to-date check does not depend on whether
-    // worker-build rewrote an identical file.
-    let now = std::fs::File::options().append(true).open(&marker);
-    if let Ok(f) = now {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
-    Ok(())
+    stamped(&stamp, &how, || {
+        let mut cmd = Command::new(cargo_bin_dir().join("worker-build"));
+        cmd.current_dir(&edge).args(["--release", "--out-dir", out_dir]);
+        if mode == Mode::Test {
+            cmd.args(["--", "--features", "test-routes"]);
+        }
+        run(tool_env(&mut cmd))
+    })
 }
 
 /// What `wrangler deploy` serves (`[assets]` in wrangler.toml): `www/`
@@ -81,7 +127,9 @@ fn production_assets(www: &Path, out: &Path) -> Result<(), String> {
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(|e| format!("removing {}: {e}", out.display()))?;
     }
-    copy_tree(www, out, &|rel: &Path| rel.starts_with("demo"))
+    // Nor the build's own files (`pkg/.stamp`, a staging directory).
+    let hidden = |rel: &Path| rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    copy_tree(www, out, &|rel: &Path| rel.starts_with("demo") || hidden(rel))
 }
 
 fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), String> {
@@ -114,12 +162,26 @@ fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(),
 /// to the loader.
 pub fn browser() -> Result<(), String> {
     let pkg = root().join("www/pkg");
-    let wasm_out = pkg.join("microfunnel_bg.wasm");
-    if fresh(&wasm_out, &[&CORE_INPUTS[..], &["crates/browser", "xtask/src/build.rs"]].concat()) {
+    let stamp = pkg.join(".stamp");
+    let how = toolchain_used();
+    let inputs = [&CORE_INPUTS[..], &["crates/browser", "xtask/src/build.rs"]].concat();
+    if fresh(&stamp, &how, &inputs) && pkg.join("microfunnel_bg.wasm").is_file() && pkg.join("microfunnel.js").is_file()
+    {
         println!("build: browser module is up to date");
         return Ok(());
     }
-    wasm(&["--lib"], "microfunnel_browser.wasm", &pkg, "microfunnel")
+    stamped(&stamp, &how, || wasm(&["--lib"], "microfunnel_browser.wasm", &pkg, "microfunnel"))
+}
+
+/// How the module is built on this machine: the pinned nightly with
+/// build-std, or stable when that is missing (larger). A module built one
+/// way is stale once the other applies.
+fn toolchain_used() -> String {
+    if crate::bootstrap::browser_toolchain_ready() {
+        format!("{} build-std", crate::bootstrap::BROWSER_TOOLCHAIN)
+    } else {
+        "stable".to_owned()
+    }
 }
 
 /// The size probe (`crates/browser/examples/core_probe.rs`), built exactly
@@ -173,21 +235,23 @@ fn wasm(target: &[&str], artifact: &str, out_dir: &Path, name: &str) -> Result<(
             .args(target))?;
         target_dir().join("wasm32-unknown-unknown/browser").join(artifact)
     };
-    run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
-        .arg(&built)
-        .args(["--target", "web", "--no-typescript", "--out-name", name, "--out-dir"])
-        .arg(out_dir))?;
-    let wasm_out = out_dir.join(format!("{name}_bg.wasm"));
-    run(Command::new(node_bin("wasm-opt"))
-        .args(["-Oz", "--converge", "--strip-debug", "--strip-producers"])
-        .arg("--enable-bulk-memory")
-        .arg("--enable-nontrapping-float-to-int")
-        .arg("--enable-sign-ext")
-        .arg("--enable-mutable-globals")
-        .arg(&wasm_out)
-        .arg("-o")
-        .arg(&wasm_out))?;
-    Ok(())
+    let files = [format!("{name}.js"), format!("{name}_bg.wasm")];
+    staged(out_dir, &files, |staging| {
+        run(Command::new(cargo_bin_dir().join("wasm-bindgen"))
+            .arg(&built)
+            .args(["--target", "web", "--no-typescript", "--out-name", name, "--out-dir"])
+            .arg(staging))?;
+        let wasm_out = staging.join(format!("{name}_bg.wasm"));
+        run(Command::new(node_bin("wasm-opt"))
+            .args(["-Oz", "--converge", "--strip-debug", "--strip-producers"])
+            .arg("--enable-bulk-memory")
+            .arg("--enable-nontrapping-float-to-int")
+            .arg("--enable-sign-ext")
+            .arg("--enable-mutable-globals")
+            .arg(&wasm_out)
+            .arg("-o")
+            .arg(&wasm_out))
+    })
 }
 
 pub fn target_dir() -> std::path::PathBuf {
@@ -198,13 +262,76 @@ pub fn target_dir() -> std::path::PathBuf {
 mod tests {
     use super::*;
 
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("mf-build-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_failed_step_publishes_nothing_and_leaves_no_stamp() {
+        let tmp = scratch("fail");
+        let out = tmp.join("pkg");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("m_bg.wasm"), "old").unwrap();
+        let stamp = out.join(".stamp");
+        std::fs::write(&stamp, "nightly build-std").unwrap();
+        let files = ["m.js".to_owned(), "m_bg.wasm".to_owned()];
+        // wasm-bindgen wrote its files, then wasm-opt was missing.
+        let r = stamped(&stamp, "nightly build-std", || {
+            staged(&out, &files, |s| {
+                std::fs::write(s.join("m.js"), "new").unwrap();
+                std::fs::write(s.join("m_bg.wasm"), "unoptimised").unwrap();
+                Err("wasm-opt: not found".into())
+            })
+        });
+        assert_eq!(r, Err("wasm-opt: not found".into()));
+        assert_eq!(std::fs::read_to_string(out.join("m_bg.wasm")).unwrap(), "old");
+        assert!(!out.join("m.js").exists());
+        assert!(!stamp.exists(), "no stamp: the next build starts over");
+        assert!(!fresh(&stamp, "nightly build-std", &[]));
+        assert!(!tmp.join(".pkg.staging").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_whole_build_publishes_its_files_and_a_stamp_of_how() {
+        let tmp = scratch("ok");
+        let out = tmp.join("pkg");
+        let stamp = tmp.join("pkg.stamp");
+        let files = ["m.js".to_owned(), "m_bg.wasm".to_owned()];
+        stamped(&stamp, "nightly build-std", || {
+            staged(&out, &files, |s| {
+                std::fs::write(s.join("m.js"), "js").unwrap();
+                std::fs::write(s.join("m_bg.wasm"), "wasm").unwrap();
+                Ok(())
+            })
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("m_bg.wasm")).unwrap(), "wasm");
+        assert!(fresh(&stamp, "nightly build-std", &[]));
+        assert!(!fresh(&stamp, "stable", &[]), "built on another toolchain: stale");
+        // A step that says it succeeded but made nothing is a failure too.
+        let r = stamped(&stamp, "nightly build-std", || staged(&out, &files, |_| Ok(())));
+        assert_eq!(r, Err("the build made no m.js".into()));
+        assert!(!stamp.exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
     #[test]
     fn production_assets_leave_the_demo_out() {
         let tmp = std::env::temp_dir().join(format!("mf-assets-{}", std::process::id()));
         let www = tmp.join("www");
-        for f in
-            ["mf.js", "_headers", "dashboard/index.html", "demo/index.html", "demo/tarifs/index.html", "pkg/m.wasm"]
-        {
+        for f in [
+            "mf.js",
+            "_headers",
+            "dashboard/index.html",
+            "demo/index.html",
+            "demo/tarifs/index.html",
+            "pkg/m.wasm",
+            "pkg/.stamp",
+        ] {
             let p = www.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, f).unwrap();
@@ -215,6 +342,7 @@ mod tests {
         assert!(out.join("mf.js").is_file() && out.join("_headers").is_file());
         assert!(out.join("dashboard/index.html").is_file() && out.join("pkg/m.wasm").is_file());
         assert!(!out.join("demo").exists(), "the demo is not deployed, and a stale copy goes too");
+        assert!(!out.join("pkg/.stamp").exists(), "nor the build's stamp");
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

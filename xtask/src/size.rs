@@ -17,6 +17,8 @@ const FILES: [(&str, &str); 3] =
     [("loader", "www/mf.js"), ("glue", "www/pkg/microfunnel.js"), ("wasm", "www/pkg/microfunnel_bg.wasm")];
 
 pub fn run(args: &[String]) -> Result<(), String> {
+    // What the build needs (the nightly, wasm-bindgen, wasm-opt), as `dev` and `test` do.
+    crate::bootstrap::run()?;
     if !args.iter().any(|a| a == "--no-build") {
         crate::build::browser()?;
     }
