@@ -10,6 +10,9 @@ pub(crate) struct Minimum<const N: usize> {
     pub x: [f64; N],
     pub value: f64,
     pub iterations: u32,
+    /// The inverse-Hessian estimate there: a warm start for a search on
+    /// more of the same data (`minimise_from`).
+    pub inverse: [[f64; N]; N],
 }
 
 /// Why no minimum was found.
@@ -38,8 +41,18 @@ const STALL_TOLERANCE: f64 = 1e-6;
 
 /// Minimises `f`, which returns the value and the gradient at a point.
 pub(crate) fn minimise<const N: usize>(
+    f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
+    start: [f64; N],
+) -> Result<Minimum<N>, Failure> {
+    minimise_from(f, start, None)
+}
+
+/// `minimise` from a known inverse-Hessian estimate (`None`: the identity,
+/// scaled to the problem after the first step).
+pub(crate) fn minimise_from<const N: usize>(
     mut f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
     start: [f64; N],
+    warm: Option<[[f64; N]; N]>,
 ) -> Result<Minimum<N>, Failure> {
     let finite = |v: f64, g: &[f64; N]| v.is_finite() && g.iter().all(|x| x.is_finite());
     let mut x = start;
@@ -47,10 +60,10 @@ pub(crate) fn minimise<const N: usize>(
     if !finite(value, &gradient) {
         return Err(Failure::BadStart);
     }
-    let mut inverse = identity::<N>();
+    let mut inverse = warm.unwrap_or_else(identity::<N>);
     for iteration in 0..MAX_ITERATIONS {
         if max_abs(&gradient) <= GRADIENT_TOLERANCE {
-            return Ok(Minimum { x, value, iterations: iteration });
+            return Ok(Minimum { x, value, iterations: iteration, inverse });
         }
         let mut direction = mul(&inverse, &gradient).map(|d| -d);
         let mut slope = dot(&direction, &gradient);
@@ -59,6 +72,13 @@ pub(crate) fn minimise<const N: usize>(
             inverse = identity::<N>();
             direction = gradient.map(|g| -g);
             slope = dot(&direction, &gradient);
+        }
+        // Near the optimum the quasi-Newton step's predicted decrease
+        // (−slope / 2) falls below the rounding of the value itself: no step
+        // can show a decrease any more, and searching for one only halves it
+        // sixty times. Stop there, once the gradient is at the rounding floor.
+        if max_abs(&gradient) <= STALL_TOLERANCE && -slope <= 1e-15 * value.abs().max(1.0) {
+            return Ok(Minimum { x, value, iterations: iteration, inverse });
         }
         let mut step = 1.0;
         let mut accepted = None;
@@ -74,7 +94,7 @@ pub(crate) fn minimise<const N: usize>(
         }
         let Some((next, next_value, next_gradient)) = accepted else {
             if max_abs(&gradient) <= STALL_TOLERANCE {
-                return Ok(Minimum { x, value, iterations: iteration });
+                return Ok(Minimum { x, value, iterations: iteration, inverse });
             }
             // Stuck far out: a parameter on its way to 0 or infinity, where
             // the likelihood flattens out before the bound is reached.
@@ -90,7 +110,7 @@ pub(crate) fn minimise<const N: usize>(
         let y: [f64; N] = std::array::from_fn(|i| next_gradient[i] - gradient[i]);
         let sy = dot(&s, &y);
         if sy > 1e-300 {
-            if iteration == 0 {
+            if iteration == 0 && warm.is_none() {
                 // Scale the first guess of the inverse Hessian to the problem.
                 let scale = sy / dot(&y, &y);
                 inverse = identity::<N>().map(|row| row.map(|v| v * scale));
@@ -152,6 +172,26 @@ mod tests {
         assert!((m.x[0] - 1.0).abs() < 1e-8 && (m.x[1] - 1.0).abs() < 1e-8, "{m:?}");
         // Deterministic: the same steps again.
         assert_eq!(minimise(rosenbrock, [-1.2, 1.0]).unwrap(), m);
+    }
+
+    #[test]
+    fn a_warm_start_and_a_flat_optimum_cost_few_evaluations() {
+        let calls = std::cell::Cell::new(0u32);
+        // A narrow valley with its optimum far below the value's rounding.
+        let bowl = |p: &[f64; 2]| {
+            calls.set(calls.get() + 1);
+            let (x, y) = (p[0] - 3.0, p[1] + 1.0);
+            (1.0 + x * x + 50.0 * y * y, [2.0 * x, 100.0 * y])
+        };
+        let cold = minimise(bowl, [0.0, 0.0]).unwrap();
+        let cold_calls = calls.replace(0);
+        assert!((cold.x[0] - 3.0).abs() < 1e-6 && (cold.x[1] + 1.0).abs() < 1e-6, "{cold:?}");
+        // Stopped once no step could show a decrease: not sixty halvings.
+        assert!(cold_calls < 30, "{cold_calls} evaluations");
+        // From near the optimum with its curvature: a step or two.
+        let warm = minimise_from(bowl, [3.001, -0.999], Some(cold.inverse)).unwrap();
+        assert!(calls.get() <= 4, "{} evaluations", calls.get());
+        assert!((warm.x[0] - 3.0).abs() < 1e-6, "{warm:?}");
     }
 
     #[test]
