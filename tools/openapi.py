@@ -161,6 +161,8 @@ paths = {
                                            q("to_date", "custom: last local date"), q("model", "the crediting model"), q("bucket", "auto, hour or day")] + PERIOD)},
   "/v1/reports/customers": {"get": op("The customer book of the last daily refit: value to date, P(alive), predicted value, segment (leads permission)", answer("Report"),
                                      params=[SITEQ, q("segment", "new, high_value, occasional, at_risk or lapsed"), q("limit", "1 to 1000 customers, highest value first")])},
+  "/v1/reports/customers/refit": {"post": op("Refit the customer book now, at most once a minute (config permission)",
+                                            answer(obj({"customers": I, "refit_ms": I}, ["customers", "refit_ms"])), params=[SITEQ])},
   "/v1/reports/cohorts": {"get": op("Value per cohort per month since acquisition", answer("Report"),
                                     params=[SITEQ, q("by", "first_channel (default) or first_month")])},
   "/v1/leads": {"get": op("Leads by score, tier and stage", answer("Report"), params=[SITEQ, q("tier", "one tier"), q("stage", "one stage")])},

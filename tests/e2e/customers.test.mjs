@@ -186,6 +186,38 @@ test('the daily refit books each customer with value, predictions and the segmen
   assert.equal((await ok(await get(`/v1/reports/customers?site=${site.id}&limit=1000`))).customers.length, 39);
 });
 
+test('a refit on demand applies changed thresholds at once, at most once a minute, for the site\'s config holders only', async () => {
+  const site = await createSite('cust', { origins: [ORIGIN], conversions: CONVERSIONS, customers: { new_days: 7, at_risk_days: 60, lapsed_days: 200 } });
+  // Three clients: one paid 20 days ago only, two this week.
+  for (const [i, ago] of [[0, 20], [1, 3], [2, 2]]) {
+    const anon = randomUUID();
+    await ok(await server(site, [ev({ type: 'track', event: 'Invoice Paid', anonymousId: anon, timestamp: at(ago * DAY), properties: { value: `${100 + i}.00` } })]));
+  }
+  const refit = (auth = admin) => fetch(`${base}/v1/reports/customers/refit?site=${site.id}`, { method: 'POST', headers: auth });
+  const done = await ok(await refit());
+  assert.equal(done.customers, 3);
+  assert.equal(typeof done.refit_ms, 'number');
+  const segments = async () => Object.fromEntries((await ok(await get(`/v1/reports/customers?site=${site.id}`))).segments.map((s) => [s.segment, s.customers]));
+  // New for 7 days: the client of 20 days ago is not new.
+  assert.equal((await segments()).new, 2);
+  // Once a minute at most: the answer says when to come back.
+  const soon = await refit();
+  const body = await expectError(soon, 429, 'refit_too_soon');
+  assert.match(body.error.message, /once a minute/);
+  assert.ok(Number(soon.headers.get('retry-after')) >= 1);
+  // Only who may change the site's settings: an analyst reads, cannot refit.
+  const tok = await fetch(`${base}/v1/sites/${site.id}/tokens`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ role: 'analyst', name: 'reader' }) });
+  const analyst = await tok.json();
+  assert.equal(tok.status, 201, JSON.stringify(analyst));
+  await expectError(await refit(bearer(analyst.token)), 403);
+  // New thresholds: a client first seen within 30 days is new — after a refit.
+  await ok(await fetch(`${base}/v1/sites/${site.id}`, { method: 'PATCH', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ customers: { new_days: 30, at_risk_days: 60, lapsed_days: 200 } }) }));
+  d1(`UPDATE customer_fits SET fitted_at = fitted_at - 61000 WHERE site_id = ${q(site.id)}`);
+  assert.equal((await segments()).new, 2, 'the stored book until refitted');
+  await ok(await refit());
+  assert.equal((await segments()).new, 3);
+});
+
 test('segment thresholds are validated with the field named; the stored ones read back', async () => {
   const site = await createSite('cust', { origins: [ORIGIN] });
   const patch = (customers) =>

@@ -7,6 +7,8 @@
 //! D1 batch (a transaction: a reader sees the old book or the new, never
 //! half of one). At most `SITES` sites per run, the stalest first.
 //!
+//! `POST /v1/reports/customers/refit?site=` (config) refits one book now.
+//!
 //! `GET /v1/reports/customers?site=&segment=&limit=` (leads permission: a
 //! row is a person) serves what the last refit stored, with each customer's
 //! current stage; `GET /v1/reports/cohorts?site=&by=first_channel|first_month`
@@ -291,6 +293,40 @@ struct FitRow {
 
 fn date(ms: f64) -> Value {
     Timestamp::from_millis(ms as i64).map_or(Value::Null, |t| json!(t.to_rfc3339()))
+}
+
+/// A book is refitted on demand at most this often (the cron's is daily).
+const REFIT_SPACING_MS: f64 = 60_000.0;
+
+/// `POST /v1/reports/customers/refit?site=` (config permission): refits the
+/// book now — after a change of the thresholds, say, whose segments would
+/// otherwise show the next night. Bounded like the cron's (`CONVERSIONS`),
+/// and at most once a minute per site.
+pub async fn refit_now(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    reply(refit_now_inner(&req, &ctx.env).await)
+}
+
+async fn refit_now_inner(req: &Request, env: &Env) -> ApiResult<Response> {
+    let q = query(req, env, Permission::Config).await?;
+    let db = env.d1("DB")?;
+    let last: Option<FitRow> = db
+        .prepare("SELECT fitted_at, summary FROM customer_fits WHERE site_id = ?1")
+        .bind(&[q.site.id.as_str().into()])?
+        .first(None)
+        .await?;
+    let since = last.map(|f| now_ms() as f64 - f.fitted_at);
+    if let Some(ago) = since.filter(|ago| *ago < REFIT_SPACING_MS) {
+        let wait = ((REFIT_SPACING_MS - ago) / 1000.0).ceil().max(1.0);
+        let mut e = ApiError::new(
+            429,
+            "refit_too_soon",
+            format!("the book was refitted {:.0} s ago: once a minute at most, again in {wait:.0} s", ago / 1000.0),
+        );
+        e.retry_after = Some(wait as i64);
+        return Err(e);
+    }
+    let done = refit(env, &q.site).await?;
+    Ok(Response::from_json(&json!({ "customers": done.customers, "refit_ms": done.refit_ms }))?)
 }
 
 pub async fn report(req: Request, ctx: RouteContext<()>) -> Result<Response> {

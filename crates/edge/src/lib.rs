@@ -95,6 +95,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/v1/reports/stages", reports::stages)
         .get_async("/v1/reports/lift", lift::get)
         .get_async("/v1/reports/customers", customers::report)
+        .post_async("/v1/reports/customers/refit", customers::refit_now)
         .get_async("/v1/reports/cohorts", customers::cohorts)
         .get_async("/v1/reports/series", series::get)
         .get_async("/v1/leads", reports::leads);
