@@ -9,18 +9,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { base, ADMIN, admin, fetch, d1, q, consent, createSite, expectError, launchChromium, until } from './lib.mjs';
+import { base, ADMIN, admin, fetch, d1, q, createSite, expectError, launchChromium, until, DAY, at, ev, bearer, ok } from './lib.mjs';
 
 const ORIGIN = 'https://comptable.example';
-const DAY = 86_400_000;
-const at = (msAgo) => new Date(Date.now() - msAgo).toISOString();
-const ev = (fields) => ({ messageId: randomUUID(), timestamp: at(0), consent, ...fields });
-const bearer = (key) => ({ authorization: `Bearer ${key}` });
-async function ok(res) {
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
-  return body;
-}
 const server = (site, batch) =>
   fetch(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(site.server_key) }, body: JSON.stringify({ site: site.id, batch }) });
 const get = (path, auth = admin) => fetch(`${base}${path}`, { headers: auth });

@@ -333,6 +333,15 @@ test('dashboard: settings without JSON — time zone, consent, CTA variants with
   await until(async () => (await page.locator('#set-conversions .saved').textContent()) === 'Saved.');
   const conversions = (await stored()).conversions;
   assert.deepEqual(conversions.map((c) => [c.event, c.stage ?? null, c.inherits ?? null]), [['Contact Submitted', null, null], ['Client Signed', 'client', 'Contact Submitted']]);
+  // The contact intents the module captures, offered until the site counts them: one click, then Save.
+  const suggested = page.locator('#conv-suggest button');
+  assert.deepEqual(await suggested.allTextContents(), ['Phone Link Clicked', 'Email Address Clicked', 'Messaging Link Clicked', 'Booking Scheduled']);
+  await page.click('#conv-suggest button:text-is("Booking Scheduled")');
+  assert.equal(await page.locator('#conv-table tbody tr').count(), 3);
+  await page.click('#set-conversions button[type=submit]');
+  await until(async () => (await stored()).conversions.length === 3);
+  assert.deepEqual((await stored()).conversions[2].event, 'Booking Scheduled');
+  await until(async () => (await suggested.count()) === 3);
 
   // The rule file as TOML: a mistake is shown at its line, a journey is scored, then it is saved.
   const editor = page.locator('#set-rules textarea[name=text]');

@@ -55,6 +55,19 @@ export function d1All(sql) {
 export const d1 = (sql) => d1All(sql)[0];
 
 /** An SQL string literal. */
+export const DAY = 86_400_000;
+/** The ISO time `msAgo` milliseconds before now. */
+export const at = (msAgo) => new Date(Date.now() - msAgo).toISOString();
+/** An event with a fresh messageId, sent now under full consent, and `fields`. */
+export const ev = (fields) => ({ messageId: randomUUID(), timestamp: at(0), consent, ...fields });
+export const bearer = (key) => ({ authorization: `Bearer ${key}` });
+/** Asserts a 200 answer and answers its JSON body. */
+export async function ok(res) {
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  return body;
+}
+
 export const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
 
 /**

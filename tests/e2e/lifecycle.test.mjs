@@ -10,18 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import { base, admin, fetch, d1, q, consent, createSite, signIdentity, expectError } from './lib.mjs';
+import { base, admin, fetch, d1, q, consent, createSite, signIdentity, expectError, DAY, at, ev, bearer, ok } from './lib.mjs';
 
 const ORIGIN = 'https://cabinet.example';
-const DAY = 86_400_000;
-const at = (msAgo) => new Date(Date.now() - msAgo).toISOString();
-const ev = (fields) => ({ messageId: randomUUID(), timestamp: at(0), consent, ...fields });
-const bearer = (key) => ({ authorization: `Bearer ${key}` });
-async function ok(res) {
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
-  return body;
-}
 const browser = (site, batch) =>
   fetch(`${base}/v1/batch`, { method: 'POST', headers: { 'content-type': 'text/plain', origin: ORIGIN }, body: JSON.stringify({ site, batch }) });
 const server = (site, batch) =>

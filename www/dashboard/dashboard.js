@@ -488,6 +488,16 @@
     var body = t.appendChild(el('tbody'));
     var stages = ((rules && rules.stages) || []).map(function (x) { return x.id; });
     (c.conversions || []).forEach(function (x) { convRow(body, x, stages); });
+    // One click adds a suggested conversion as a row; Save keeps it.
+    var hint = document.getElementById('conv-suggest');
+    hint.querySelectorAll('button').forEach(function (b) { b.remove(); });
+    (s.suggested_conversions || []).forEach(function (x) {
+      var b = hint.appendChild(el('button', x.event));
+      b.type = 'button';
+      b.setAttribute('aria-label', 'Add the conversion ' + x.event);
+      b.addEventListener('click', function () { convRow(body, x, stages); b.remove(); });
+    });
+    hint.hidden = !(s.suggested_conversions || []).length;
     document.querySelectorAll('#h-settings ~ form .field-error').forEach(function (p) { p.hidden = true; });
     var ob = document.getElementById('overrides');
     ob.replaceChildren();
