@@ -7,8 +7,8 @@ R=function(f){d.readyState=='loading'?d.addEventListener('DOMContentLoaded',f):f
 q.length=0;st.textContent='html:not(.mf-d) [data-mf-tier]{visibility:hidden}';d.head.appendChild(st);
 setTimeout(R,300,function(){C.contains('mf-d')||d.querySelectorAll('[data-mf-tier]').forEach(function(x){
 /\bcold\b/.test(x.getAttribute('data-mf-tier'))||x.style.setProperty('display','none','important')});C.add('mf-d')});
-function ok(){var e={},g={},t=S.tcf,k;S.calls.forEach(function(c){if(/-all$/.test(c))e={analytics:c>'e',personalization:c>'e'};else for(k in c)e[k]=c[k]});
-S.gcm.forEach(function(c){for(k in c[2])g[k]=c[2][k]});
+function ok(){var e={},g={},u={},t=S.tcf,k;S.calls.forEach(function(c){if(/-all$/.test(c))e={analytics:c>'e',personalization:c>'e'};else for(k in c)e[k]=c[k]});
+S.gcm.forEach(function(c){for(k in c[2])c[1]=='update'?g[k]=u[k]=c[2][k]:u[k]||(g[k]=c[2][k])});
 return['analytics','personalization'].some(function(p,i){return e[p]!=null?e[p]:!(S.dnt&&S.respect_dnt)&&(t&&t.gdprApplies?
 [1,i?5:8,i?6:9].every(function(x){return t.purposeConsents[x]===true}):g[p+'_storage']=='granted')})}
 function sy(){if(!bot&&!T)M?M.cmd(['_signals',S]):ok()&&ld()}

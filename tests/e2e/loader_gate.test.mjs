@@ -4,7 +4,7 @@
 // every signal present denies every purpose the module needs (analytics,
 // personalization) — so that the decision proper stays in the core. This
 // runs the loader in a bare VM (no Worker needed) for every case of
-// `consent.resolve` and `consent.explicit`, with the signals set up the way
+// `consent.resolve`, `consent.explicit` and `consent.loader`, with the signals set up the way
 // a page gives them (mf() calls queued before the tag, a Consent Mode
 // dataLayer, an IAB TCF `__tcfapi`, GPC, DNT and `data-respect-dnt`), and
 // checks: wherever the core grants a purpose the module needs, the loader
@@ -19,7 +19,7 @@ const loader = readFileSync(`${root}www/mf.js`, 'utf8');
 const vectors = (name) => JSON.parse(readFileSync(`${root}tests/vectors/core/${name}.json`, 'utf8')).cases;
 
 /** Runs the loader once with these signals; answers whether it fetched the module. */
-function loads({ explicit = [], consent_mode, tcf, gpc = false, dnt = false, respect_dnt = false }) {
+function loads({ explicit = [], consent_mode, gcm, tcf, gpc = false, dnt = false, respect_dnt = false }) {
   let fetched = false;
   const attrs = { site: 's', ...(respect_dnt ? { 'respect-dnt': '' } : {}) };
   const el = () => ({ style: { setProperty() {} }, textContent: '', getAttribute: () => null });
@@ -37,6 +37,7 @@ function loads({ explicit = [], consent_mode, tcf, gpc = false, dnt = false, res
   const navigator = { globalPrivacyControl: gpc, doNotTrack: dnt ? '1' : null, userAgent: 'Mozilla/5.0 Chrome/130', webdriver: false };
   const window = { mf: { q: explicit.map((c) => ['consent', c]) } };
   if (consent_mode) window.dataLayer = [['consent', 'default', consent_mode]];
+  if (gcm) window.dataLayer = gcm;
   if (tcf) {
     window.__tcfapi = (cmd, version, cb) =>
       cb({ eventStatus: 'tcloaded', gdprApplies: tcf.gdprApplies, purpose: { consents: tcf.purposeConsents } }, true);
@@ -56,10 +57,27 @@ function loads({ explicit = [], consent_mode, tcf, gpc = false, dnt = false, res
 
 const NEEDS = ['analytics', 'personalization'];
 
-test('the loader loads wherever the core grants a purpose the module needs (consent.resolve, consent.explicit)', () => {
+test('the loader loads wherever the core grants a purpose the module needs (consent.resolve, consent.explicit, consent.loader)', () => {
   const cases = [
     ...vectors('consent_resolve').map((c) => ({ name: c.name, signals: { ...c.input.signals, explicit: c.input.signals.explicit ? [c.input.signals.explicit] : [] }, expected: c.expected })),
     ...vectors('consent_explicit').map((c) => ({ name: c.name, signals: { explicit: c.input.calls }, expected: c.expected })),
+    // What the loader itself gathers, as the page would give it: its flags
+    // are booleans of its own making, the dataLayer a list.
+    ...vectors('consent_loader').map((c) => {
+      const raw = c.input.raw && typeof c.input.raw === 'object' && !Array.isArray(c.input.raw) ? c.input.raw : {};
+      return {
+        name: c.name,
+        signals: {
+          explicit: Array.isArray(raw.calls) ? raw.calls : [],
+          gcm: Array.isArray(raw.gcm) ? raw.gcm : undefined,
+          tcf: raw.tcf,
+          gpc: raw.gpc === true,
+          dnt: raw.dnt === true,
+          respect_dnt: raw.respect_dnt === true,
+        },
+        expected: c.expected,
+      };
+    }),
   ];
   let checked = 0;
   let wider = 0;
@@ -73,7 +91,7 @@ test('the loader loads wherever the core grants a purpose the module needs (cons
     checked += 1;
   }
   console.log(`# loader gate: ${checked} consent cases, loads wherever the core needs it; loads where the core then grants nothing in ${wider}`);
-  assert.ok(checked >= 30, `${checked} cases`);
+  assert.ok(checked >= 50, `${checked} cases`);
 });
 
 test('the loader fetches nothing with no signal, or with signals that all deny', () => {

@@ -5,12 +5,12 @@
 //! so a callback may call `mf(...)` again.
 
 use crate::{conv, js, transport};
-use microfunnel_core::consent::{self, Consent, ConsentMode, ExplicitChoice, MinimisePolicy, Purpose, TcfSignal};
+use microfunnel_core::consent::{self, Consent, MinimisePolicy, Purpose};
 use microfunnel_core::event::{MessageId, clip};
 use microfunnel_core::experiment::{self, Arm, HoldoutPercent};
 use microfunnel_core::scoring::{Rules, Scorer};
 use microfunnel_core::url::SanitiseRules;
-use microfunnel_core::{ConsentSignals, Event, Limits, Timestamp};
+use microfunnel_core::{Event, Limits, Timestamp};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use wasm_bindgen::JsValue;
@@ -126,61 +126,9 @@ pub fn init(cfg: &JsValue) {
     });
 }
 
-/// Folds the loader's raw signals into `ConsentSignals` and resolves them in
-/// the core. Raw shape: {calls: [explicit calls…], gcm: [dataLayer `consent`
-/// commands…], tcf: {gdprApplies, purposeConsents}|undefined, gpc, dnt,
-/// respect_dnt}. Anything malformed counts as absent (denied).
+/// The loader's raw signals, read and resolved by the core.
 pub fn signals(raw: &JsValue) -> Consent {
-    let v = conv::to_value(raw);
-    let mut explicit: Option<ExplicitChoice> = None;
-    for c in v.get("calls").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(next) = ExplicitChoice::parse(c) {
-            explicit = Some(explicit.unwrap_or_default().then(next));
-        }
-    }
-    let consent_mode = fold_gcm(v.get("gcm").and_then(Value::as_array).map_or(&[][..], Vec::as_slice));
-    let tcf = v.get("tcf").and_then(|t| {
-        let mut t = t.clone();
-        if let Some(Value::Object(pc)) = t.get_mut("purposeConsents") {
-            pc.retain(|_, b| b.is_boolean());
-        }
-        TcfSignal::from_json(&t)
-    });
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    consent::resolve(&ConsentSignals {
-        explicit,
-        consent_mode,
-        tcf,
-        gpc: flag("gpc"),
-        dnt: flag("dnt"),
-        respect_dnt: flag("respect_dnt"),
-    })
-}
-
-/// Consent Mode v2 from `gtag('consent', 'default'|'update', {...})` calls:
-/// last value per key wins, an `update` is never overridden by a `default`.
-fn fold_gcm(cmds: &[Value]) -> Option<ConsentMode> {
-    const KEYS: [&str; 5] =
-        ["analytics_storage", "ad_storage", "ad_user_data", "ad_personalization", "personalization_storage"];
-    let mut state = Map::new();
-    let mut updated: Vec<&str> = Vec::new();
-    for c in cmds {
-        let (Some(kind), Some(values)) = (c.get(1).and_then(Value::as_str), c.get(2).and_then(Value::as_object)) else {
-            continue;
-        };
-        for k in KEYS {
-            let Some(val) = values.get(k).filter(|x| matches!(x.as_str(), Some("granted" | "denied"))) else {
-                continue;
-            };
-            if kind == "update" {
-                updated.push(k);
-            } else if kind != "default" || updated.contains(&k) {
-                continue;
-            }
-            state.insert(k.to_owned(), val.clone());
-        }
-    }
-    if state.is_empty() { None } else { ConsentMode::from_json(&Value::Object(state)) }
+    consent::resolve(&consent::from_loader(&conv::to_value(raw)))
 }
 
 /// A new consent state: withdrawals clear at once, grants restore.

@@ -23,12 +23,16 @@
 //!
 //! Split by what each part may know: [`state`] (purposes, the resolved
 //! state, the stamp) knows nothing else; [`signals`] reads the browser's
-//! signals into a state; only `minimise` knows events.
+//! signals into a state; `loader` reads what the loader gathered from the
+//! page (Consent Mode commands folded here, not in the shell); only
+//! `minimise` knows events.
 
+mod loader;
 mod minimise;
 mod signals;
 mod state;
 
+pub use loader::{fold_consent_mode, from_loader};
 pub use minimise::{MinimisePolicy, Minimised, minimise_with, withdraw};
 pub use signals::{ConsentMode, ConsentSignals, ExplicitChoice, GcmValue, TcfSignal, resolve};
 pub use state::{Consent, ConsentStamp, POLICY_VERSION, Purpose};

@@ -1,7 +1,8 @@
 //! `consent.*` golden vectors.
 
 use microfunnel_core::consent::{
-    Consent, ConsentSignals, ConsentStamp, ExplicitChoice, MinimisePolicy, minimise_with, resolve, withdraw,
+    Consent, ConsentSignals, ConsentStamp, ExplicitChoice, MinimisePolicy, from_loader, minimise_with, resolve,
+    withdraw,
 };
 use microfunnel_core::event::Event;
 use serde_json::Value;
@@ -11,6 +12,11 @@ pub(super) fn case(suite: &str, input: &Value) -> Result<Value, Value> {
     use serde_json::json;
     let stamp_json = |c: &Consent| json!(c.stamp());
     match suite {
+        "consent.loader" => {
+            // What the loader gathered from the page, as the module gets it.
+            let raw = input.get("raw").cloned().unwrap_or(Value::Null);
+            Ok(stamp_json(&resolve(&from_loader(&raw))))
+        }
         "consent.resolve" => {
             let signals: ConsentSignals = field(input, "signals")?;
             Ok(stamp_json(&resolve(&signals)))
