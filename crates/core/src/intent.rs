@@ -73,12 +73,6 @@ impl Intent {
     /// new site is offered them as conversions.
     pub const EVENTS: [&'static str; 4] =
         [PHONE_LINK_CLICKED, EMAIL_ADDRESS_CLICKED, MESSAGING_LINK_CLICKED, BOOKING_SCHEDULED];
-
-    /// Whether the link is sent by beacon at once: it leaves the page or
-    /// hands it to another app (which may freeze or unload it).
-    pub fn leaves_page(self) -> bool {
-        !matches!(self, Intent::Booking(_))
-    }
 }
 
 /// Apps' own URL schemes, and the phone and e-mail ones.
